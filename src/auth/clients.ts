@@ -1,0 +1,77 @@
+import type { ClientConfig, Permission } from '../config/schema';
+import { globToRegExp } from '../scope/glob';
+import { digestsEqual, sha256Hex } from './tokens';
+
+export interface ScopeRule {
+  workspace: string;
+  /** Upper-case project keys; undefined = every project. */
+  projects?: readonly string[];
+  /** undefined = every repository of the workspace. */
+  repositories?: readonly RegExp[];
+}
+
+export interface Client {
+  id: string;
+  scope: readonly ScopeRule[];
+  permissions: ReadonlySet<Permission>;
+  webhooks?: { forwardTo?: string; secret?: string };
+}
+
+interface TokenEntry {
+  sha256: string;
+  expiresAt?: Date;
+  client: Client;
+}
+
+export function toClient(c: ClientConfig): Client {
+  return {
+    id: c.id,
+    scope: c.scope.map((r) => ({
+      workspace: r.workspace,
+      projects: r.projects?.map((p) => p.toUpperCase()),
+      repositories: r.repositories?.map(globToRegExp),
+    })),
+    permissions: new Set(c.permissions),
+    webhooks: c.webhooks,
+  };
+}
+
+/** Answers "which client does this secret belong to" without storing or comparing plaintext. */
+export class ClientDirectory {
+  private readonly entries: TokenEntry[];
+  private readonly lastUsed = new Map<string, number>();
+  readonly clients: readonly Client[];
+
+  constructor(configs: readonly ClientConfig[]) {
+    this.clients = configs.map(toClient);
+    this.entries = configs.flatMap((c, i) =>
+      [...(c.token ? [c.token] : []), ...(c.tokens ?? [])].map((t) => ({ sha256: t.sha256, expiresAt: t.expiresAt, client: this.clients[i] })),
+    );
+  }
+
+  /** Every entry is compared, so the time taken does not reveal which (if any) matched. */
+  authenticate(secret: string, now = Date.now()): Client | undefined {
+    const digest = sha256Hex(secret);
+    let found: TokenEntry | undefined;
+    for (const e of this.entries) {
+      if (digestsEqual(digest, e.sha256) && !found) found = e;
+    }
+    if (!found || (found.expiresAt && found.expiresAt.getTime() <= now)) return undefined;
+    this.lastUsed.set(found.sha256, now);
+    return found.client;
+  }
+
+  /** Last use per token, identified by the first 12 hex characters of its hash (never the token). */
+  tokenUsage(): { client: string; tokenHash: string; lastUsed?: number; expiresAt?: string }[] {
+    return this.entries.map((e) => ({
+      client: e.client.id,
+      tokenHash: e.sha256.slice(0, 12),
+      lastUsed: this.lastUsed.get(e.sha256),
+      expiresAt: e.expiresAt?.toISOString(),
+    }));
+  }
+
+  byId(id: string): Client | undefined {
+    return this.clients.find((c) => c.id === id);
+  }
+}

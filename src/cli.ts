@@ -1,0 +1,112 @@
+import { Command, CommanderError } from 'commander';
+import { mintOAuthConsumer, mintToken, sha256Hex } from './auth/tokens';
+import { ConfigError, loadConfigFile } from './config/load';
+import { demoBanner, startDemo } from './demo';
+import { createLogger } from './ops/logger';
+import { startSidecar, stopOnSignals } from './serve';
+import { VERSION } from './sidecar';
+
+/** Exit codes: 0 success, 1 failure (invalid config, runtime error), 2 usage error. */
+export async function runCli(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
+  const program = new Command('bitbucket-sidecar')
+    .description('A scoped, caching stand-in for api.bitbucket.org and bitbucket.org for Jenkins')
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => out.write(s), writeErr: (s) => err.write(s) });
+
+  let code = 0;
+  const configPath = (opt?: string): string => {
+    const p = opt ?? process.env.BITBUCKET_SIDECAR_CONFIG;
+    if (!p) throw new CommanderError(2, 'usage', 'error: --config FILE (or BITBUCKET_SIDECAR_CONFIG) is required\n');
+    return p;
+  };
+
+  program
+    .command('serve')
+    .description('serve Jenkins with the configuration in FILE')
+    .option('-c, --config <file>', 'configuration file (default: $BITBUCKET_SIDECAR_CONFIG)')
+    .action(async (opts: { config?: string }) => {
+      const config = loadConfigFile(configPath(opts.config));
+      const logger = createLogger();
+      const running = await startSidecar(config, { logger });
+      stopOnSignals(running, logger);
+      await new Promise(() => undefined);
+    });
+
+  const configCmd = program.command('config').description('configuration tools');
+  configCmd
+    .command('check')
+    .description('validate a configuration file (secret references included) and exit')
+    .option('-c, --config <file>', 'configuration file (default: $BITBUCKET_SIDECAR_CONFIG)')
+    .action((opts: { config?: string }) => {
+      const config = loadConfigFile(configPath(opts.config));
+      out.write(`configuration OK: ${config.clients.length} client(s): ${config.clients.map((c) => c.id).join(', ')}\n`);
+    });
+
+  const tokenCmd = program.command('token').description('client tokens');
+  tokenCmd
+    .command('create')
+    .description('mint a new client token (192 characters) and print its sha256 for the config')
+    .requiredOption('--client <id>', 'the client id the token is for')
+    .option('--oauth', 'mint an OAuth consumer key/secret pair instead (Jenkins "Bitbucket OAuth" credential)')
+    .action((opts: { client: string; oauth?: boolean }) => {
+      if (opts.oauth) {
+        const pair = mintOAuthConsumer();
+        out.write(
+          [
+            `# OAuth consumer for client "${opts.client}". Give Jenkins the key as user name and the secret as password.`,
+            `key:    ${pair.key}`,
+            `secret: ${pair.secret}`,
+            '# config (under the client):',
+            `oauth: { key: "${pair.key}", secretSha256: "${sha256Hex(pair.secret)}" }`,
+            '',
+          ].join('\n'),
+        );
+        return;
+      }
+      const token = mintToken();
+      out.write(
+        [
+          `# Token for client "${opts.client}". Shown once; only its hash goes into the config.`,
+          `token: ${token}`,
+          '# config (under the client):',
+          `token: { sha256: "${sha256Hex(token)}" }`,
+          '',
+        ].join('\n'),
+      );
+    });
+
+  program
+    .command('demo')
+    .description('run the sidecar against an embedded demo Bitbucket (no configuration needed)')
+    .option('-p, --port <port>', 'HTTP port', '8080')
+    .option('--host <host>', 'listen address', '127.0.0.1')
+    .action(async (opts: { port: string; host: string }) => {
+      const port = Number(opts.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CommanderError(2, 'usage', `error: invalid port ${opts.port}\n`);
+      const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'warn' });
+      const demo = await startDemo({ host: opts.host, port, sidecar: { logger } });
+      out.write(demoBanner(demo));
+      const stop = () => demo.stop().then(() => process.exit(0), () => process.exit(1));
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      await new Promise(() => undefined);
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      if (e.code === 'usage') err.write(e.message);
+      return 2;
+    }
+    if (e instanceof ConfigError) {
+      err.write(`${e.message}\n`);
+      return 1;
+    }
+    err.write(`error: ${(e as Error).message}\n`);
+    return 1;
+  }
+  return code;
+}

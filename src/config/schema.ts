@@ -1,0 +1,139 @@
+import { z } from 'zod';
+import { isValidGlob } from '../scope/glob';
+import { parseByteSize } from './size';
+
+export const PERMISSIONS = ['read', 'statuses:write', 'webhooks:manage', 'git:push'] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+const slug = z
+  .string()
+  .min(1)
+  .regex(/^[A-Za-z0-9._-]+$/, 'must be a workspace slug (letters, digits, . _ -)')
+  .transform((s) => s.toLowerCase());
+const sha256Hex = z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (the sha256 printed by `token create`)').transform((s) => s.toLowerCase());
+const hostPort = z.object({ host: z.string().min(1).default('0.0.0.0'), port: z.number().int().min(0).max(65535) }).strict();
+const httpUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL').transform((u) => u.replace(/\/+$/, ''));
+const byteSize = z
+  .union([z.number(), z.string()])
+  .transform((v, ctx) => {
+    const n = parseByteSize(v);
+    if (n === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'must be a size such as 256MiB or a byte count' });
+      return z.NEVER;
+    }
+    return n;
+  });
+const date = z.union([z.date(), z.string()]).transform((v, ctx) => {
+  const d = v instanceof Date ? v : new Date(v);
+  if (Number.isNaN(d.getTime())) {
+    ctx.addIssue({ code: 'custom', message: 'must be a date (YYYY-MM-DD or ISO-8601)' });
+    return z.NEVER;
+  }
+  return d;
+});
+
+const tokenRef = z.object({ sha256: sha256Hex, expiresAt: date.optional() }).strict();
+
+const scopeRule = z
+  .object({
+    workspace: slug,
+    projects: z.array(z.string().min(1).regex(/^[A-Za-z0-9_]+$/, 'must be a project key')).min(1).optional(),
+    repositories: z
+      .array(z.string().refine(isValidGlob, 'must be a glob over repository slugs: letters, digits, . _ - * ?'))
+      .min(1)
+      .optional(),
+  })
+  .strict();
+
+const client = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1-64 characters: letters, digits, . _ -'),
+    token: tokenRef.optional(),
+    tokens: z.array(tokenRef).min(1).optional(),
+    oauth: z
+      .object({ key: z.string().refine((k) => k.length === 18 || k.length === 32, 'must be 18 or 32 characters (the shapes the plugin recognises)'), secretSha256: sha256Hex })
+      .strict()
+      .optional(),
+    scope: z.array(scopeRule).min(1),
+    permissions: z.array(z.enum(PERMISSIONS)).default(['read']),
+    webhooks: z.object({ forwardTo: httpUrl.optional(), secret: z.string().min(1).optional() }).strict().optional(),
+  })
+  .strict()
+  .refine((c) => c.token || c.tokens || c.oauth, { message: 'needs token, tokens or oauth' });
+
+const upstreamAuth = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('basic'), username: z.string().min(1), password: z.string().min(1) }).strict(),
+  z.object({ type: z.literal('bearer'), token: z.string().min(1) }).strict(),
+]);
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        http: hostPort.default({ host: '0.0.0.0', port: 8080 }),
+        https: hostPort
+          .extend({ hostnames: z.array(z.string().regex(/^[a-z0-9.-]+$/i)).min(1).default(['api.bitbucket.org', 'bitbucket.org']) })
+          .strict()
+          .optional(),
+        maxHeaderBytes: z.number().int().min(1024).max(65536).default(16384),
+        maxUrlLength: z.number().int().min(256).max(65536).default(8192),
+        maxBodyBytes: byteSize.default(1024 * 1024),
+      })
+      .strict()
+      .default({ http: { host: '0.0.0.0', port: 8080 }, maxHeaderBytes: 16384, maxUrlLength: 8192, maxBodyBytes: 1024 * 1024 }),
+    tls: z
+      .object({
+        dir: z.string().min(1).default('/var/lib/bitbucket-sidecar/tls'),
+        certFile: z.string().min(1).optional(),
+        keyFile: z.string().min(1).optional(),
+        leafValidityDays: z.number().int().min(1).max(397).default(90),
+      })
+      .strict()
+      .default({ dir: '/var/lib/bitbucket-sidecar/tls', leafValidityDays: 90 }),
+    upstream: z
+      .object({
+        apiUrl: httpUrl.default('https://api.bitbucket.org'),
+        webUrl: httpUrl.default('https://bitbucket.org'),
+        auth: upstreamAuth,
+        gitAuth: z.object({ username: z.string().min(1), password: z.string().min(1) }).strict().optional(),
+        budget: z
+          .object({ repositoryRequestsPerHour: z.number().int().min(1).default(1000) })
+          .strict()
+          .default({ repositoryRequestsPerHour: 1000 }),
+        timeouts: z
+          .object({ connectMs: z.number().int().min(100).default(10_000), responseMs: z.number().int().min(100).default(30_000) })
+          .strict()
+          .default({ connectMs: 10_000, responseMs: 30_000 }),
+      })
+      .strict(),
+    clients: z.array(client).min(1),
+    cache: z
+      .object({ maxBytes: byteSize.default(256 * 1024 ** 2) })
+      .strict()
+      .default({ maxBytes: 256 * 1024 ** 2 }),
+    webhooks: z
+      .object({ secret: z.string().min(1).optional(), forwardTo: httpUrl.optional(), path: z.string().startsWith('/').optional() })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const seen = new Map<string, number>();
+    cfg.clients.forEach((c, i) => {
+      const id = c.id.toLowerCase();
+      if (seen.has(id)) ctx.addIssue({ code: 'custom', path: ['clients', i, 'id'], message: `duplicate client id "${c.id}" (also clients.${seen.get(id)})` });
+      else seen.set(id, i);
+    });
+    const hashes = new Map<string, string>();
+    cfg.clients.forEach((c, i) => {
+      for (const t of [...(c.token ? [c.token] : []), ...(c.tokens ?? [])]) {
+        const owner = hashes.get(t.sha256);
+        if (owner && owner !== c.id) ctx.addIssue({ code: 'custom', path: ['clients', i], message: `token hash is also used by client "${owner}"` });
+        hashes.set(t.sha256, c.id);
+      }
+    });
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type ClientConfig = Config['clients'][number];
+export type ScopeRuleConfig = ClientConfig['scope'][number];

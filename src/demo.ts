@@ -1,0 +1,70 @@
+import { DEMO_TOKEN } from './auth/demo-token';
+import { sha256Hex } from './auth/tokens';
+import { validateConfig } from './config/load';
+import type { Config } from './config/schema';
+import { startFakeBitbucket, type FakeBitbucket } from './fake-bitbucket';
+import { startSidecar, type RunningSidecar } from './serve';
+import type { SidecarOptions } from './sidecar';
+
+export const DEMO_EMAIL = 'jenkins@demo.example';
+
+export interface Demo {
+  fake: FakeBitbucket;
+  running: RunningSidecar;
+  token: string;
+  stop(): Promise<void>;
+}
+
+/** The demo client sees the `acme` workspace only; the upstream person's own `jdoe` stays hidden. */
+export function demoConfig(fake: FakeBitbucket, http: { host: string; port: number }): Config {
+  return validateConfig({
+    server: { http },
+    upstream: {
+      apiUrl: fake.url,
+      webUrl: fake.url,
+      auth: { type: 'basic', username: fake.credentials.email, password: fake.credentials.apiToken },
+    },
+    clients: [
+      { id: 'demo', token: { sha256: sha256Hex(DEMO_TOKEN) }, scope: [{ workspace: 'acme' }], permissions: ['read', 'statuses:write', 'webhooks:manage'] },
+    ],
+  });
+}
+
+export async function startDemo(options: { host?: string; port?: number; sidecar?: SidecarOptions } = {}): Promise<Demo> {
+  const fake = await startFakeBitbucket({ seed: 'demo' });
+  try {
+    const config = demoConfig(fake, { host: options.host ?? '127.0.0.1', port: options.port ?? 8080 });
+    const running = await startSidecar(config, options.sidecar);
+    return {
+      fake,
+      running,
+      token: DEMO_TOKEN,
+      async stop() {
+        await running.stop(2000);
+        await fake.close();
+      },
+    };
+  } catch (e) {
+    await fake.close();
+    throw e;
+  }
+}
+
+export function demoBanner(demo: Demo): string {
+  const u = demo.running.httpUrl;
+  const auth = `-u '${DEMO_EMAIL}:${demo.token}'`;
+  return [
+    '',
+    'bitbucket-sidecar demo is running.',
+    `  Sidecar:              ${u}  (API face: ${u}/2.0/..., git: ${u}/acme/service-api.git)`,
+    `  Demo Bitbucket:       ${demo.fake.url}  (fake upstream, workspaces acme, jdoe, other)`,
+    `  Client "demo" token:  ${demo.token}`,
+    '  (scope: workspace acme; the token is public and only works against the demo Bitbucket)',
+    '',
+    'Try:',
+    `  curl -s ${auth} ${u}/2.0/repositories/acme?pagelen=100`,
+    `  curl -s ${auth} '${u}/2.0/repositories/acme/service-api/src/main/Jenkinsfile?format=meta'`,
+    `  curl -s -o /dev/null -w '%{http_code}\\n' ${auth} ${u}/2.0/repositories/jdoe/secret-notes   # 404: out of scope`,
+    '',
+  ].join('\n');
+}

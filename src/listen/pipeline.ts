@@ -1,0 +1,198 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Client, ClientDirectory } from '../auth/clients';
+import { parseAuthorization } from '../auth/credentials';
+import { syntheticUser } from '../auth/identity';
+import { BASIC_CHALLENGE, errorAnswer, sendError } from '../respond/errors';
+import { shapeAnswer, writeAnswer } from '../respond/answer';
+import type { LinkBases } from '../respond/links';
+import type { RouteDef } from '../routes/catalog';
+import { upstreamPath, type ApiAnswer, type ApiCall, type Method, type Source } from '../routes/call';
+import { matchRoute, type RouteMatch } from '../routes/match';
+import { BadTarget, parseRequestTarget, type CanonicalTarget } from '../scope/canonical';
+import type { ForkGrant, ScopeFacts } from '../scope/facts';
+import type { ScopeGate } from '../scope/gate';
+import { BodyTooLarge, readBody } from './body';
+import { clientBases, parseHost, selectFace, type FaceNames } from './face';
+import { followRedirects } from './redirects';
+
+const METHODS = new Set<Method>(['GET', 'HEAD', 'POST', 'PUT', 'DELETE']);
+
+/** Context handed to handlers that stream (git) or answer by themselves (oauth, avatars). */
+export interface StreamContext {
+  client?: Client;
+  call?: ApiCall;
+  fork?: ForkGrant;
+  match: RouteMatch;
+  target: CanonicalTarget;
+  bases: LinkBases;
+  audit: AuditRecord;
+}
+export type StreamHandler = (req: IncomingMessage, res: ServerResponse, ctx: StreamContext) => Promise<void>;
+
+export interface AuditRecord {
+  client?: string;
+  method: string;
+  route?: string;
+  path?: string;
+  decision: string;
+  cache?: string;
+  upstreamStatus?: number;
+  status?: number;
+}
+
+export interface PipelineDeps {
+  clients: ClientDirectory;
+  /** Extra authenticator (OAuth-issued access tokens); consulted after the configured tokens. */
+  authenticateIssued?: (secret: string) => Client | undefined;
+  facts: ScopeFacts;
+  gate: ScopeGate;
+  source: Source;
+  names: FaceNames;
+  upstream: { api: string; web: string };
+  limits: { maxUrlLength: number; maxBodyBytes: number };
+  handlers: Partial<Record<'git' | 'oauth' | 'avatar', StreamHandler>>;
+  ops: (req: IncomingMessage, res: ServerResponse) => void;
+  logger: Logger;
+}
+
+/** Stages 1-7 for one request. Every refusal is Bitbucket-shaped and reaches no later stage. */
+export function createPipeline(deps: PipelineDeps) {
+  const audit = deps.logger.child({ kind: 'audit' });
+
+  return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = process.hrtime.bigint();
+    const record: AuditRecord = { method: req.method ?? '?', decision: 'error' };
+    res.on('finish', () => {
+      record.status = res.statusCode;
+      if (record.route === 'ops') return;
+      audit.info({ ...record, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request');
+    });
+    try {
+      await run(req, res, record);
+    } catch (e) {
+      deps.logger.error({ err: { message: (e as Error).message, stack: (e as Error).stack } }, 'request failed');
+      record.decision = 'error';
+      sendError(res, 500, 'The sidecar failed to handle this request');
+    }
+  };
+
+  async function run(req: IncomingMessage, res: ServerResponse, record: AuditRecord): Promise<void> {
+    const method = (req.method ?? '').toUpperCase() as Method;
+    const head = method === 'HEAD';
+    let target: CanonicalTarget;
+    try {
+      target = parseRequestTarget(req.url ?? '', deps.limits.maxUrlLength);
+    } catch (e) {
+      record.decision = 'bad-request';
+      if (e instanceof BadTarget) return sendError(res, e.status, e.message, {}, head);
+      throw e;
+    }
+    const host = parseHost(target.absoluteHost ?? req.headers.host);
+    if (!host) {
+      record.decision = 'bad-request';
+      return sendError(res, 400, 'Missing or invalid Host header', {}, head);
+    }
+    const face = selectFace(host, target.segments[0], deps.names);
+    if (face === 'ops') {
+      record.route = 'ops';
+      return deps.ops(req, res);
+    }
+    if (!METHODS.has(method)) {
+      record.decision = 'bad-method';
+      return sendError(res, 405, `Method ${method || '?'} is not supported`, { allow: 'GET, HEAD, POST, PUT, DELETE' });
+    }
+    const found = matchRoute(face, method, target);
+    const route = found.kind === 'match' ? found.match.route : undefined;
+
+    let client: Client | undefined;
+    if (!route || route.permission !== 'none') {
+      const presented = parseAuthorization(req.headers.authorization);
+      if (presented.kind === 'malformed') {
+        record.decision = 'bad-credentials';
+        return sendError(res, 400, presented.reason, {}, head);
+      }
+      client = presented.kind === 'none' ? undefined : deps.clients.authenticate(presented.secret) ?? deps.authenticateIssued?.(presented.secret);
+      if (!client) {
+        record.decision = 'unauthenticated';
+        return fail(res, route, 401, 'Invalid or missing credentials', { 'www-authenticate': BASIC_CHALLENGE }, head);
+      }
+      record.client = client.id;
+    }
+    if (found.kind === 'method') {
+      record.decision = 'bad-method';
+      return sendError(res, 405, `Method ${method} is not allowed here`, { allow: found.allowed.join(', ') }, head);
+    }
+    if (found.kind === 'none') {
+      record.decision = 'no-route';
+      return fail(res, undefined, 404, 'Resource not found', {}, head);
+    }
+    const match = found.match;
+    record.route = match.route.id;
+    const bases = clientBases(host, isSecure(req), deps.names, deps.upstream);
+
+    if (match.route.handler === 'oauth' || match.route.handler === 'avatar') {
+      const h = deps.handlers[match.route.handler];
+      if (!h) return fail(res, match.route, 404, 'Resource not found', {}, head);
+      record.decision = 'delegated';
+      return h(req, res, { client, match, target, bases, audit: record });
+    }
+
+    let body: { data: Buffer; contentType?: string } | undefined;
+    if ((method === 'POST' || method === 'PUT') && match.route.handler !== 'git') {
+      try {
+        body = { data: await readBody(req, deps.limits.maxBodyBytes), contentType: req.headers['content-type'] };
+      } catch (e) {
+        if (e instanceof BodyTooLarge) {
+          record.decision = 'too-large';
+          return sendError(res, 413, 'Request body is too large');
+        }
+        throw e;
+      }
+    }
+
+    const verdict = await deps.gate.admit(client!, match, method, target.query, body);
+    if (!verdict.ok) {
+      record.decision = verdict.status === 403 ? 'forbidden' : verdict.status === 404 ? 'out-of-scope' : 'scope-error';
+      const message = verdict.status === 404 && match.route.handler === 'git' ? 'Repository not found' : verdict.message;
+      return fail(res, match.route, verdict.status, message, {}, head);
+    }
+    record.decision = verdict.fork ? 'allow-fork' : 'allow';
+    record.path = upstreamPath(verdict.call);
+
+    if (match.route.handler === 'git') {
+      const h = deps.handlers.git;
+      if (!h) return fail(res, match.route, 404, 'Repository not found', {}, head);
+      return h(req, res, { client, call: verdict.call, fork: verdict.fork, match, target, bases, audit: record });
+    }
+    if (match.route.handler === 'identity') {
+      const user = Buffer.from(JSON.stringify(syntheticUser(client!, bases.clientApi)));
+      return writeAnswer(res, { status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: user }, head);
+    }
+
+    let answer: ApiAnswer = await followRedirects(verdict.call, deps.source, async (next) => {
+      const again = await deps.gate.admit(client!, next.match, 'GET', next.target.query);
+      return again.ok ? again.call : undefined;
+    }, deps.upstream.api);
+    record.cache = answer.cacheStatus;
+    record.upstreamStatus = answer.status;
+    answer = shapeAnswer(answer, verdict.call, client!, deps.facts, bases);
+    writeAnswer(res, answer, head);
+  }
+}
+
+function isSecure(req: IncomingMessage): boolean {
+  return Boolean((req.socket as { encrypted?: boolean }).encrypted);
+}
+
+/** Git prints text/plain error bodies to the user ("remote: ..."); the API speaks Bitbucket JSON. */
+function fail(res: ServerResponse, route: RouteDef | undefined, status: number, message: string, headers: Record<string, string>, head: boolean): void {
+  if (route?.handler === 'git') {
+    const body = Buffer.from(`${message}\n`);
+    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length, ...headers });
+    res.end(head ? undefined : body);
+    return;
+  }
+  const a = errorAnswer(status, message, headers);
+  writeAnswer(res, a, head);
+}

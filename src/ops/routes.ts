@@ -1,0 +1,29 @@
+import express, { type Router } from 'express';
+
+export interface OpsDeps {
+  ready: () => Promise<{ ok: boolean; checks: Record<string, string> }>;
+  metrics?: () => Promise<{ contentType: string; body: string }>;
+}
+
+/** `/_sidecar/*` on every listener: health and readiness need no credentials. */
+export function opsRouter(deps: OpsDeps): Router {
+  const r = express.Router();
+  r.get('/_sidecar/health', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  r.get('/_sidecar/ready', async (_req, res) => {
+    const { ok, checks } = await deps.ready();
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', checks });
+  });
+  if (deps.metrics) {
+    const metrics = deps.metrics;
+    r.get('/_sidecar/metrics', async (_req, res) => {
+      const m = await metrics();
+      res.type(m.contentType).send(m.body);
+    });
+  }
+  r.use((_req, res) => {
+    res.status(404).json({ type: 'error', error: { message: 'Resource not found' } });
+  });
+  return r;
+}

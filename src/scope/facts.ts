@@ -1,0 +1,107 @@
+/**
+ * What upstream has told us about identifiers and relationships: uuid → slug for workspaces and
+ * repositories, a repository's project, and which forks are the source of an open pull request.
+ * Facts only ever come from upstream answers about in-scope resources, never from clients.
+ */
+export interface ForkGrant {
+  /** The in-scope repository the pull request targets, "ws/repo". */
+  target: string;
+  prId: number;
+  branch: string;
+  /** Source commit as Bitbucket gave it (12 or 40 hex characters). */
+  commit: string;
+  learnedAt: number;
+}
+
+const PROJECT_TTL_MS = 5 * 60_000;
+export const FORK_GRANT_TTL_MS = 6 * 60 * 60_000;
+
+export class ScopeFacts {
+  private readonly workspaceByUuid = new Map<string, string>();
+  private readonly repoByUuid = new Map<string, string>(); // uuid → "ws/repo"
+  private readonly projects = new Map<string, { key: string | null; at: number }>();
+  private readonly forks = new Map<string, ForkGrant[]>(); // "ws/repo" of the fork → grants
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  workspaceSlug(uuid: string): string | undefined {
+    return this.workspaceByUuid.get(uuid.toLowerCase());
+  }
+
+  repository(uuid: string): string | undefined {
+    return this.repoByUuid.get(uuid.toLowerCase());
+  }
+
+  /** undefined = unknown or too old; null = the repository has no project. */
+  projectOf(fullName: string): string | null | undefined {
+    const p = this.projects.get(fullName.toLowerCase());
+    return p && this.now() - p.at < PROJECT_TTL_MS ? p.key : undefined;
+  }
+
+  forkGrants(fork: string): ForkGrant[] {
+    const now = this.now();
+    return (this.forks.get(fork.toLowerCase()) ?? []).filter((g) => now - g.learnedAt < FORK_GRANT_TTL_MS);
+  }
+
+  dropGrantsExcept(target: string, openIds: ReadonlySet<number>): void {
+    for (const [fork, grants] of this.forks) {
+      const kept = grants.filter((g) => g.target !== target || openIds.has(g.prId));
+      if (kept.length) this.forks.set(fork, kept);
+      else this.forks.delete(fork);
+    }
+  }
+
+  /** Learns from one JSON answer of upstream; `answeredFor` is the repository the call named. */
+  learn(json: unknown, answeredFor?: string): void {
+    walk(json, (o) => this.learnObject(o, answeredFor));
+  }
+
+  private learnObject(o: Record<string, unknown>, answeredFor?: string): void {
+    const uuid = typeof o.uuid === 'string' ? o.uuid.toLowerCase() : undefined;
+    if (o.type === 'workspace' && uuid && typeof o.slug === 'string') {
+      this.workspaceByUuid.set(uuid, o.slug.toLowerCase());
+    }
+    if (o.type === 'repository' && typeof o.full_name === 'string') {
+      const full = o.full_name.toLowerCase();
+      if (uuid) this.repoByUuid.set(uuid, full);
+      if ('project' in o) {
+        const key = (o.project as { key?: unknown } | null)?.key;
+        this.projects.set(full, { key: typeof key === 'string' ? key.toUpperCase() : null, at: this.now() });
+      }
+    }
+    if (o.type === 'pullrequest' && answeredFor) this.learnPullRequest(o, answeredFor.toLowerCase());
+  }
+
+  private learnPullRequest(pr: Record<string, unknown>, target: string): void {
+    const id = typeof pr.id === 'number' ? pr.id : undefined;
+    const src = pr.source as { repository?: { full_name?: unknown }; branch?: { name?: unknown }; commit?: { hash?: unknown } } | undefined;
+    const dst = pr.destination as { repository?: { full_name?: unknown } } | undefined;
+    const fork = typeof src?.repository?.full_name === 'string' ? src.repository.full_name.toLowerCase() : undefined;
+    const into = typeof dst?.repository?.full_name === 'string' ? dst.repository.full_name.toLowerCase() : target;
+    if (id === undefined || !fork || into !== target || fork === target) return;
+    const others = (this.forks.get(fork) ?? []).filter((g) => !(g.target === target && g.prId === id));
+    const branch = src?.branch?.name;
+    const commit = src?.commit?.hash;
+    if (pr.state === 'OPEN' && typeof branch === 'string' && typeof commit === 'string') {
+      others.push({ target, prId: id, branch, commit: commit.toLowerCase(), learnedAt: this.now() });
+    }
+    if (others.length) this.forks.set(fork, others);
+    else this.forks.delete(fork);
+  }
+}
+
+function walk(value: unknown, visit: (o: Record<string, unknown>) => void, depth = 0): void {
+  if (depth > 12 || value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    for (const v of value) walk(v, visit, depth + 1);
+    return;
+  }
+  const o = value as Record<string, unknown>;
+  visit(o);
+  for (const v of Object.values(o)) walk(v, visit, depth + 1);
+}
+
+/** After a complete list of open pull requests into `target`, forget forks that no longer have one. */
+export function reconcileOpenPullRequests(facts: ScopeFacts, target: string, openIds: ReadonlySet<number>): void {
+  facts.dropGrantsExcept(target.toLowerCase(), openIds);
+}

@@ -1,0 +1,171 @@
+import type { Client } from '../auth/clients';
+import type { Permission } from '../config/schema';
+import { ROUTES, type RouteDef } from '../routes/catalog';
+import { canonicalQuery, type ApiCall, type Method, type Source } from '../routes/call';
+import { isUuidForm, type RouteMatch } from '../routes/match';
+import type { ForkGrant, ScopeFacts } from './facts';
+import { decideRepository, workspaceInScope } from './policy';
+
+export type GateResult =
+  | { ok: true; call: ApiCall; fork?: ForkGrant }
+  | { ok: false; status: 403 | 404 | 502; message: string };
+
+/** Deliberately says nothing about what exists: the same text whether absent or out of scope. */
+export const NOT_FOUND_MESSAGE =
+  'You may not have access to this resource or it no longer exists. If you think it exists and you have access, make sure you are authenticated.';
+
+const ROUTE = new Map(ROUTES.map((r) => [r.id, r] as const));
+const MAX_LISTING_PAGES = 50;
+
+function route(id: string): RouteDef {
+  const r = ROUTE.get(id);
+  if (!r) throw new Error(`no route ${id}`);
+  return r;
+}
+
+export function requiredPermission(match: RouteMatch, query: readonly [string, string][]): Permission | 'none' {
+  if (match.route.id === 'git-info-refs' && query.some(([k, v]) => k === 'service' && v === 'git-receive-pack')) return 'git:push';
+  return match.route.permission;
+}
+
+function hashesAgree(a: string, b: string): boolean {
+  const [short, long] = a.length <= b.length ? [a, b] : [b, a];
+  return short.length >= 7 && long.startsWith(short.toLowerCase());
+}
+
+const deny = (): GateResult => ({ ok: false, status: 404, message: NOT_FOUND_MESSAGE });
+
+/**
+ * Stage 4: turns a matched route into a canonical call, or refuses it. Uuid forms are resolved
+ * only through facts learned from upstream answers about in-scope resources, so an unknown uuid
+ * never causes an upstream request that names it.
+ */
+export class ScopeGate {
+  constructor(
+    private readonly facts: ScopeFacts,
+    /** Source used for the gate's own look-ups (workspace, listing, repository). */
+    private readonly lookup: Source,
+  ) {}
+
+  async admit(
+    client: Client,
+    match: RouteMatch,
+    method: Method,
+    rawQuery: readonly [string, string][],
+    body?: { data: Buffer; contentType?: string },
+  ): Promise<GateResult> {
+    const params = { ...match.params };
+    const need = requiredPermission(match, rawQuery);
+    const build = (): ApiCall => ({
+      method,
+      route: match.route,
+      params,
+      trailingSlash: match.trailingSlash,
+      query: canonicalQuery(rawQuery as [string, string][], match.route.query),
+      body: body?.data,
+      contentType: body?.contentType,
+    });
+    const permitted = (): GateResult =>
+      need === 'none' || client.permissions.has(need)
+        ? { ok: true, call: build() }
+        : { ok: false, status: 403, message: `This sidecar token does not have the ${need} permission for this repository.` };
+
+    if (params.ws === undefined) return permitted();
+
+    if (isUuidForm(params.ws)) {
+      const slug = await this.workspaceSlug(client, params.ws);
+      if (!slug) return deny();
+      params.ws = slug;
+    }
+    const ws = params.ws;
+
+    if (params.repo === undefined) return workspaceInScope(client, ws) ? permitted() : deny();
+
+    if (isUuidForm(params.repo)) {
+      if (!workspaceInScope(client, ws)) return deny();
+      const full = await this.repositoryByUuid(ws, params.repo);
+      if (!full || full.split('/')[0] !== ws) return deny();
+      params.repo = full.split('/')[1];
+    }
+    const repo = params.repo;
+
+    const decision = await this.decide(client, ws, repo);
+    if (decision === 'error') return { ok: false, status: 502, message: 'Bitbucket could not be asked which project this repository belongs to; try again.' };
+    if (decision === 'allow') return permitted();
+
+    const fork = await this.forkAccess(client, match, ws, repo, rawQuery);
+    if (fork && need === 'read' && client.permissions.has('read')) return { ok: true, call: build(), fork };
+    return deny();
+  }
+
+  /**
+   * Project rules are checked through the workspace listing filtered by each allowed project, so
+   * that deciding never makes an upstream request that names an out-of-scope repository.
+   */
+  private async decide(client: Client, ws: string, repo: string): Promise<'allow' | 'deny' | 'error'> {
+    const full = `${ws}/${repo}`;
+    const first = decideRepository(client, ws, repo, this.facts.projectOf(full));
+    if (first !== 'needs-project') return first;
+    const projects = new Set(client.scope.filter((r) => r.workspace === ws).flatMap((r) => r.projects ?? []));
+    for (const key of projects) {
+      const ok = await this.learnListing(ws, [['q', `project.key="${key}"`]], () => this.facts.projectOf(full) !== undefined);
+      if (!ok) return 'error';
+      if (this.facts.projectOf(full) !== undefined) break;
+    }
+    const project = this.facts.projectOf(full);
+    return decideRepository(client, ws, repo, project === undefined ? null : project) === 'allow' ? 'allow' : 'deny';
+  }
+
+  private async forkAccess(client: Client, match: RouteMatch, ws: string, repo: string, rawQuery: readonly [string, string][]): Promise<ForkGrant | undefined> {
+    const kind = match.route.forkAccess;
+    if (!kind) return undefined;
+    for (const grant of this.facts.forkGrants(`${ws}/${repo}`)) {
+      const [tws, trepo] = grant.target.split('/');
+      if ((await this.decide(client, tws, trepo)) !== 'allow') continue;
+      const p = match.params;
+      if (kind === 'branch' && p.name === grant.branch) return grant;
+      if (kind === 'commit' && p.hash && hashesAgree(p.hash, grant.commit)) return grant;
+      if (kind === 'src' && p.rev && /^[0-9a-f]{7,40}$/i.test(p.rev) && hashesAgree(p.rev, grant.commit) && !rawQuery.some(([k]) => k === 'at')) return grant;
+      if (kind === 'git') return grant;
+    }
+    return undefined;
+  }
+
+  private async workspaceSlug(client: Client, uuid: string): Promise<string | undefined> {
+    const known = this.facts.workspaceSlug(uuid);
+    if (known) return known;
+    for (const ws of new Set(client.scope.map((r) => r.workspace))) {
+      await this.lookup({ method: 'GET', route: route('workspace'), params: { ws }, trailingSlash: false, query: [] });
+      const found = this.facts.workspaceSlug(uuid);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  private async repositoryByUuid(ws: string, uuid: string): Promise<string | undefined> {
+    const known = this.facts.repository(uuid);
+    if (known) return known;
+    await this.learnListing(ws, [], () => this.facts.repository(uuid) !== undefined);
+    return this.facts.repository(uuid);
+  }
+
+  /** Reads a workspace listing page by page (teaching the facts) until `done` or the last page. */
+  private async learnListing(ws: string, filter: [string, string][], done: () => boolean): Promise<boolean> {
+    for (let page = 1; page <= MAX_LISTING_PAGES; page++) {
+      const query: [string, string][] = [...filter, ['pagelen', '100']];
+      if (page > 1) query.push(['page', String(page)]);
+      const call: ApiCall = { method: 'GET', route: route('repositories'), params: { ws }, trailingSlash: false, query: canonicalQuery(query, route('repositories').query) };
+      const answer = await this.lookup(call);
+      if (answer.status !== 200) return false;
+      if (done()) return true;
+      let next: unknown;
+      try {
+        next = (JSON.parse(answer.body.toString('utf8')) as { next?: unknown }).next;
+      } catch {
+        return false;
+      }
+      if (typeof next !== 'string') return true;
+    }
+    return true;
+  }
+}

@@ -1,0 +1,42 @@
+import type { ApiAnswer, ApiCall, Source } from '../routes/call';
+import { reconcileOpenPullRequests, type ScopeFacts } from './facts';
+
+export function parseJson(answer: ApiAnswer): unknown {
+  if (!/json/i.test(answer.headers['content-type'] ?? '')) return undefined;
+  try {
+    return JSON.parse(answer.body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Wraps a source so that every successful JSON answer teaches the scope facts. */
+export function learningSource(inner: Source, facts: ScopeFacts): Source {
+  return async (call: ApiCall) => {
+    const answer = await inner(call);
+    if (answer.status === 200 && call.method !== 'POST') learnFrom(facts, call, parseJson(answer));
+    return answer;
+  };
+}
+
+function learnFrom(facts: ScopeFacts, call: ApiCall, json: unknown): void {
+  if (json === undefined) return;
+  const { ws, repo } = call.params;
+  const target = ws && repo ? `${ws}/${repo}` : undefined;
+  const prRoute = call.route.id === 'pullrequests' || call.route.id === 'pullrequest';
+  facts.learn(json, prRoute ? target : undefined);
+  if (call.route.id === 'pullrequests' && target && isCompleteOpenList(call, json)) {
+    const ids = ((json as { values: { id?: unknown }[] }).values ?? []).map((v) => v.id).filter((id): id is number => typeof id === 'number');
+    reconcileOpenPullRequests(facts, target, new Set(ids));
+  }
+}
+
+function isCompleteOpenList(call: ApiCall, json: unknown): boolean {
+  const q = call.query;
+  const states = q.filter(([k]) => k === 'state').map(([, v]) => v.toUpperCase());
+  const onlyOpen = states.length === 0 || states.every((s) => s === 'OPEN');
+  const page = q.find(([k]) => k === 'page')?.[1];
+  const filtered = q.some(([k]) => k === 'q' || k === 'fields');
+  const j = json as { values?: unknown; next?: unknown };
+  return onlyOpen && !filtered && (page === undefined || page === '1') && Array.isArray(j.values) && j.next === undefined;
+}

@@ -1,0 +1,49 @@
+import type http from 'node:http';
+import type { Logger } from 'pino';
+import type { Config } from './config/schema';
+import { closeServer, createHttpServer, listen } from './listen/servers';
+import { createSidecar, type Sidecar, type SidecarOptions } from './sidecar';
+
+export interface RunningSidecar {
+  sidecar: Sidecar;
+  httpUrl: string;
+  httpPort: number;
+  servers: http.Server[];
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Starts the listeners of a configuration; `stop` drains in-flight requests first. */
+export async function startSidecar(config: Config, options: SidecarOptions = {}): Promise<RunningSidecar> {
+  const sidecar = createSidecar(config, options);
+  const limits = { maxHeaderBytes: config.server.maxHeaderBytes };
+  const httpServer = createHttpServer(sidecar.app, { ...config.server.http, ...limits });
+  const httpPort = await listen(httpServer, config.server.http.host, config.server.http.port);
+  const servers: http.Server[] = [httpServer];
+  const shownHost = config.server.http.host === '0.0.0.0' ? '127.0.0.1' : config.server.http.host;
+  sidecar.logger.info({ port: httpPort }, 'listening (http)');
+  return {
+    sidecar,
+    httpUrl: `http://${shownHost}:${httpPort}`,
+    httpPort,
+    servers,
+    async stop(graceMs = 10_000) {
+      await Promise.all(servers.map((s) => closeServer(s, graceMs)));
+      await sidecar.close();
+    },
+  };
+}
+
+export function stopOnSignals(running: RunningSidecar, logger: Logger, graceMs = 25_000): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down: draining in-flight requests');
+    running.stop(graceMs).then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}

@@ -1,0 +1,90 @@
+import express from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { ClientDirectory } from './auth/clients';
+import type { Config } from './config/schema';
+import { faceNames } from './listen/face';
+import { createPipeline, type StreamHandler } from './listen/pipeline';
+import { createLogger } from './ops/logger';
+import { opsRouter } from './ops/routes';
+import type { Source } from './routes/call';
+import { ScopeFacts } from './scope/facts';
+import { ScopeGate } from './scope/gate';
+import { learningSource } from './scope/learn';
+import { UpstreamClient } from './upstream/client';
+import { upstreamCredentials } from './upstream/credentials';
+import { upstreamSource } from './upstream/source';
+
+export const VERSION = '0.1.0';
+
+export interface SidecarOptions {
+  logger?: Logger;
+  now?: () => number;
+  /** Wraps the REST source (the cache stage plugs in here). */
+  wrapSource?: (inner: Source) => Source;
+  handlers?: Partial<Record<'git' | 'oauth' | 'avatar', StreamHandler>>;
+}
+
+export interface Sidecar {
+  config: Config;
+  logger: Logger;
+  clients: ClientDirectory;
+  facts: ScopeFacts;
+  upstream: UpstreamClient;
+  /** The request handler for every listener. */
+  app: express.Express;
+  close(): Promise<void>;
+}
+
+/** Wires the stages of ARCHITECTURE §3 together from a validated configuration. */
+export function createSidecar(config: Config, options: SidecarOptions = {}): Sidecar {
+  const logger = options.logger ?? createLogger();
+  const now = options.now ?? Date.now;
+  const clients = new ClientDirectory(config.clients);
+  const facts = new ScopeFacts(now);
+  const creds = upstreamCredentials(config.upstream);
+  const upstream = new UpstreamClient({
+    apiUrl: config.upstream.apiUrl,
+    authorization: creds.rest,
+    connectTimeoutMs: config.upstream.timeouts.connectMs,
+    responseTimeoutMs: config.upstream.timeouts.responseMs,
+    userAgent: `bitbucket-sidecar/${VERSION}`,
+  });
+  const rest = upstreamSource(upstream);
+  const source = learningSource(options.wrapSource ? options.wrapSource(rest) : rest, facts);
+  const gate = new ScopeGate(facts, source);
+  const names = faceNames(config.server.https?.hostnames ?? ['api.bitbucket.org', 'bitbucket.org']);
+  const ops = opsRouter({
+    ready: async () => ({ ok: true, checks: { config: 'loaded' } }),
+  });
+
+  const pipeline = createPipeline({
+    clients,
+    facts,
+    gate,
+    source,
+    names,
+    upstream: { api: config.upstream.apiUrl, web: config.upstream.webUrl },
+    limits: { maxUrlLength: config.server.maxUrlLength, maxBodyBytes: config.server.maxBodyBytes },
+    handlers: options.handlers ?? {},
+    ops: (req: IncomingMessage, res: ServerResponse) => ops(req as express.Request, res as express.Response, () => undefined),
+    logger,
+  });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.use((req, res) => {
+    void pipeline(req, res);
+  });
+
+  return {
+    config,
+    logger,
+    clients,
+    facts,
+    upstream,
+    app,
+    close: () => upstream.close(),
+  };
+}

@@ -1,0 +1,15 @@
+import { errorAnswer } from '../respond/errors';
+import type { ApiCall, Source } from '../routes/call';
+import { UpstreamClient, UpstreamError } from './client';
+
+/** The REST upstream as a Source: network failures become Bitbucket-shaped 502/504 answers. */
+export function upstreamSource(client: UpstreamClient): Source {
+  return async (call: ApiCall) => {
+    try {
+      return await client.send(call);
+    } catch (e) {
+      if (e instanceof UpstreamError) return errorAnswer(e.status, e.message);
+      throw e;
+    }
+  };
+}
