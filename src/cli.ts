@@ -1,7 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { mintOAuthConsumer, mintToken, sha256Hex } from './auth/tokens';
 import { ConfigError, loadConfigFile } from './config/load';
-import { demoBanner, startDemo } from './demo';
 import { createLogger } from './ops/logger';
 import { startSidecar, stopOnSignals } from './serve';
 import { VERSION } from './sidecar';
@@ -14,7 +13,6 @@ export async function runCli(argv: string[], out = process.stdout, err = process
     .exitOverride()
     .configureOutput({ writeOut: (s) => out.write(s), writeErr: (s) => err.write(s) });
 
-  let code = 0;
   const configPath = (opt?: string): string => {
     const p = opt ?? process.env.BITBUCKET_SIDECAR_CONFIG;
     if (!p) throw new CommanderError(2, 'usage', 'error: --config FILE (or BITBUCKET_SIDECAR_CONFIG) is required\n');
@@ -85,6 +83,8 @@ export async function runCli(argv: string[], out = process.stdout, err = process
       const port = Number(opts.port);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CommanderError(2, 'usage', `error: invalid port ${opts.port}\n`);
       const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'warn' });
+      // Loaded only here: the demo's fake Bitbucket is never part of a real `serve`.
+      const { demoBanner, startDemo } = await import('./demo');
       const demo = await startDemo({ host: opts.host, port, sidecar: { logger } });
       out.write(demoBanner(demo));
       const stop = () => demo.stop().then(() => process.exit(0), () => process.exit(1));
@@ -108,5 +108,5 @@ export async function runCli(argv: string[], out = process.stdout, err = process
     err.write(`error: ${(e as Error).message}\n`);
     return 1;
   }
-  return code;
+  return 0;
 }
