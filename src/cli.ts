@@ -2,11 +2,11 @@ import { Command, CommanderError } from 'commander';
 import { mintOAuthConsumer, mintToken, sha256Hex } from './auth/tokens';
 import { ConfigError, loadConfigFile } from './config/load';
 import { createLogger } from './ops/logger';
-import { startSidecar, stopOnSignals } from './serve';
+import { reloadOnChange, startSidecar, stopOnSignals } from './serve';
 import { VERSION } from './sidecar';
 
 /** Exit codes: 0 success, 1 failure (invalid config, runtime error), 2 usage error. */
-export async function runCli(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
+export async function runCli(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
   const program = new Command('bitbucket-sidecar')
     .description('A scoped, caching stand-in for api.bitbucket.org and bitbucket.org for Jenkins')
     .version(VERSION)
@@ -24,9 +24,11 @@ export async function runCli(argv: string[], out = process.stdout, err = process
     .description('serve Jenkins with the configuration in FILE')
     .option('-c, --config <file>', 'configuration file (default: $BITBUCKET_SIDECAR_CONFIG)')
     .action(async (opts: { config?: string }) => {
-      const config = loadConfigFile(configPath(opts.config));
+      const file = configPath(opts.config);
+      const config = loadConfigFile(file);
       const logger = createLogger();
       const running = await startSidecar(config, { logger });
+      reloadOnChange(running, file, logger);
       stopOnSignals(running, logger);
       await new Promise(() => undefined);
     });

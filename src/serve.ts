@@ -1,6 +1,8 @@
 import type http from 'node:http';
 import type { Logger } from 'pino';
+import { ConfigError, loadConfigFile } from './config/load';
 import type { Config } from './config/schema';
+import { watchConfigFile } from './config/watch';
 import { closeServer, createHttpServer, listen } from './listen/servers';
 import { createSidecar, type Sidecar, type SidecarOptions } from './sidecar';
 
@@ -30,6 +32,32 @@ export async function startSidecar(config: Config, options: SidecarOptions = {})
       await Promise.all(servers.map((s) => closeServer(s, graceMs)));
       await sidecar.close();
     },
+  };
+}
+
+/**
+ * Re-reads the configuration file; a valid one replaces the clients at once (a removed token stops
+ * working for the next request), an invalid one is refused with its reasons and the old one stays.
+ */
+export function reloadFromFile(running: RunningSidecar, file: string, logger: Logger): boolean {
+  try {
+    const next = loadConfigFile(file);
+    running.sidecar.reload(next);
+    return true;
+  } catch (e) {
+    const problems = e instanceof ConfigError ? e.problems : [(e as Error).message];
+    logger.error({ problems }, 'configuration reload refused; the previous configuration stays active');
+    return false;
+  }
+}
+
+export function reloadOnChange(running: RunningSidecar, file: string, logger: Logger, intervalMs = 1000): () => void {
+  const reload = () => void reloadFromFile(running, file, logger);
+  process.on('SIGHUP', reload);
+  const unwatch = watchConfigFile(file, reload, intervalMs);
+  return () => {
+    process.off('SIGHUP', reload);
+    unwatch();
   };
 }
 

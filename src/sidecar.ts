@@ -2,6 +2,8 @@ import express from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ClientDirectory } from './auth/clients';
+import { OAuthIssuer } from './auth/oauth';
+import { avatarHandler } from './upstream/avatar';
 import type { Config } from './config/schema';
 import { faceNames } from './listen/face';
 import { createPipeline, type StreamHandler } from './listen/pipeline';
@@ -28,7 +30,13 @@ export interface SidecarOptions {
 export interface Sidecar {
   config: Config;
   logger: Logger;
-  clients: ClientDirectory;
+  /** The current clients (a reload swaps them). */
+  clients(): ClientDirectory;
+  /**
+   * Applies a new configuration's clients (tokens, scopes, permissions) without dropping
+   * connections. Other sections need a restart; they are compared and reported.
+   */
+  reload(next: Config): { applied: string[]; needsRestart: string[] };
   facts: ScopeFacts;
   upstream: UpstreamClient;
   /** The request handler for every listener. */
@@ -40,7 +48,9 @@ export interface Sidecar {
 export function createSidecar(config: Config, options: SidecarOptions = {}): Sidecar {
   const logger = options.logger ?? createLogger();
   const now = options.now ?? Date.now;
-  const clients = new ClientDirectory(config.clients);
+  let clients = new ClientDirectory(config.clients);
+  let current = config;
+  const oauth = new OAuthIssuer(() => clients, 3600, now);
   const facts = new ScopeFacts(now);
   const creds = upstreamCredentials(config.upstream);
   const upstream = new UpstreamClient({
@@ -59,14 +69,15 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   });
 
   const pipeline = createPipeline({
-    clients,
+    clients: () => clients,
+    authenticateIssued: (secret) => oauth.authenticate(secret),
     facts,
     gate,
     source,
     names,
     upstream: { api: config.upstream.apiUrl, web: config.upstream.webUrl },
     limits: { maxUrlLength: config.server.maxUrlLength, maxBodyBytes: config.server.maxBodyBytes },
-    handlers: options.handlers ?? {},
+    handlers: { oauth: oauth.handler, avatar: avatarHandler(config.upstream.webUrl, () => clients), ...options.handlers },
     ops: (req: IncomingMessage, res: ServerResponse) => ops(req as express.Request, res as express.Response, () => undefined),
     logger,
   });
@@ -81,7 +92,14 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   return {
     config,
     logger,
-    clients,
+    clients: () => clients,
+    reload(next: Config) {
+      clients = new ClientDirectory(next.clients);
+      const needsRestart = (['server', 'tls', 'upstream', 'cache', 'webhooks'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(current[k]));
+      current = { ...current, clients: next.clients };
+      logger.info({ clients: next.clients.length, needsRestart }, 'configuration reloaded');
+      return { applied: ['clients'], needsRestart };
+    },
     facts,
     upstream,
     app,

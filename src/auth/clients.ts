@@ -39,6 +39,7 @@ export function toClient(c: ClientConfig): Client {
 /** Answers "which client does this secret belong to" without storing or comparing plaintext. */
 export class ClientDirectory {
   private readonly entries: TokenEntry[];
+  private readonly consumers: { key: string; secretSha256: string; client: Client }[];
   private readonly lastUsed = new Map<string, number>();
   readonly clients: readonly Client[];
 
@@ -47,6 +48,19 @@ export class ClientDirectory {
     this.entries = configs.flatMap((c, i) =>
       [...(c.token ? [c.token] : []), ...(c.tokens ?? [])].map((t) => ({ sha256: t.sha256, expiresAt: t.expiresAt, client: this.clients[i] })),
     );
+    this.consumers = configs.flatMap((c, i) => (c.oauth ? [{ key: c.oauth.key, secretSha256: c.oauth.secretSha256, client: this.clients[i] }] : []));
+  }
+
+  /** An OAuth consumer (key + secret) of a client; both compared in constant time. */
+  authenticateConsumer(key: string, secret: string): Client | undefined {
+    const keyDigest = sha256Hex(key);
+    const secretDigest = sha256Hex(secret);
+    let found: Client | undefined;
+    for (const c of this.consumers) {
+      const ok = digestsEqual(keyDigest, sha256Hex(c.key)) && digestsEqual(secretDigest, c.secretSha256);
+      if (ok && !found) found = c.client;
+    }
+    return found;
   }
 
   /** Every entry is compared, so the time taken does not reveal which (if any) matched. */

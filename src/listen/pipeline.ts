@@ -8,6 +8,7 @@ import { shapeAnswer, writeAnswer } from '../respond/answer';
 import type { LinkBases } from '../respond/links';
 import type { RouteDef } from '../routes/catalog';
 import { upstreamPath, type ApiAnswer, type ApiCall, type Method, type Source } from '../routes/call';
+import { checkBody } from '../routes/bodies';
 import { matchRoute, type RouteMatch } from '../routes/match';
 import { BadTarget, parseRequestTarget, type CanonicalTarget } from '../scope/canonical';
 import type { ForkGrant, ScopeFacts } from '../scope/facts';
@@ -42,7 +43,8 @@ export interface AuditRecord {
 }
 
 export interface PipelineDeps {
-  clients: ClientDirectory;
+  /** The current clients; a configuration reload swaps the directory. */
+  clients: () => ClientDirectory;
   /** Extra authenticator (OAuth-issued access tokens); consulted after the configured tokens. */
   authenticateIssued?: (secret: string) => Client | undefined;
   facts: ScopeFacts;
@@ -112,7 +114,7 @@ export function createPipeline(deps: PipelineDeps) {
         record.decision = 'bad-credentials';
         return sendError(res, 400, presented.reason, {}, head);
       }
-      client = presented.kind === 'none' ? undefined : deps.clients.authenticate(presented.secret) ?? deps.authenticateIssued?.(presented.secret);
+      client = presented.kind === 'none' ? undefined : deps.clients().authenticate(presented.secret) ?? deps.authenticateIssued?.(presented.secret);
       if (!client) {
         record.decision = 'unauthenticated';
         return fail(res, route, 401, 'Invalid or missing credentials', { 'www-authenticate': BASIC_CHALLENGE }, head);
@@ -156,6 +158,13 @@ export function createPipeline(deps: PipelineDeps) {
       record.decision = verdict.status === 403 ? 'forbidden' : verdict.status === 404 ? 'out-of-scope' : 'scope-error';
       const message = verdict.status === 404 && match.route.handler === 'git' ? 'Repository not found' : verdict.message;
       return fail(res, match.route, verdict.status, message, {}, head);
+    }
+    if (body && match.route.body) {
+      const problem = checkBody(match.route.body, body.data, body.contentType);
+      if (problem) {
+        record.decision = 'invalid-body';
+        return fail(res, match.route, 400, problem, {}, head);
+      }
     }
     record.decision = verdict.fork ? 'allow-fork' : 'allow';
     record.path = upstreamPath(verdict.call);

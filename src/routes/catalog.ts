@@ -25,6 +25,8 @@ export interface RouteDef {
   cache: CacheClass;
   /** Query parameters forwarded upstream; every other parameter is dropped. */
   query: readonly string[];
+  /** Schema a write body must satisfy (routes/bodies.ts). */
+  body?: 'build-status' | 'hook';
   /** Reachable by a fork that is the source of an open PR into an in-scope repository. */
   forkAccess?: 'branch' | 'commit' | 'src' | 'git';
 }
@@ -63,11 +65,11 @@ export const ROUTES: readonly RouteDef[] = [
   { id: 'src', face: 'api', methods: ['GET'], pattern: `${REPO}/src/{rev}/{path*}`, trailingSlash: 'optional', handler: 'proxy', permission: 'read', cache: 'dynamic', query: [...PAGE, 'format', 'at', 'max_depth', 'q', 'sort'], forkAccess: 'src' },
 
   // #22 build status.
-  { id: 'statuses-build', face: 'api', methods: ['POST'], pattern: `${REPO}/commit/{hash}/statuses/build`, handler: 'proxy', permission: 'statuses:write', cache: 'none', query: [] },
+  { id: 'statuses-build', face: 'api', methods: ['POST'], pattern: `${REPO}/commit/{hash}/statuses/build`, handler: 'proxy', permission: 'statuses:write', cache: 'none', query: [], body: 'build-status' },
 
   // #18-#21 webhooks: URLs and secrets are sensitive, so reading needs the permission too.
-  { id: 'hooks', face: 'api', methods: ['GET', 'POST'], pattern: `${REPO}/hooks`, handler: 'proxy', permission: 'webhooks:manage', cache: 'list', query: PAGE },
-  { id: 'hook', face: 'api', methods: ['GET', 'PUT', 'DELETE'], pattern: `${REPO}/hooks/{hook}`, handler: 'proxy', permission: 'webhooks:manage', cache: 'list', query: ['fields'] },
+  { id: 'hooks', face: 'api', methods: ['GET', 'POST'], pattern: `${REPO}/hooks`, handler: 'proxy', permission: 'webhooks:manage', cache: 'list', query: PAGE, body: 'hook' },
+  { id: 'hook', face: 'api', methods: ['GET', 'PUT', 'DELETE'], pattern: `${REPO}/hooks/{hook}`, handler: 'proxy', permission: 'webhooks:manage', cache: 'list', query: ['fields'], body: 'hook' },
 
   // #25 OAuth client credentials, #24 workspace avatars, #26 git smart HTTP.
   { id: 'oauth-token', face: 'web', methods: ['POST'], pattern: '/site/oauth2/access_token', handler: 'oauth', permission: 'none', cache: 'none', query: [] },

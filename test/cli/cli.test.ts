@@ -15,7 +15,7 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<{ 
   const saved = { ...process.env };
   Object.assign(process.env, env);
   try {
-    const code = await runCli(args, out as unknown as NodeJS.WriteStream, err as unknown as NodeJS.WriteStream);
+    const code = await runCli(args, out, err);
     return { code, out: o, err: e };
   } finally {
     process.env = saved;
