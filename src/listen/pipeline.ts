@@ -56,6 +56,8 @@ export interface PipelineDeps {
   handlers: Partial<Record<'git' | 'oauth' | 'avatar', StreamHandler>>;
   ops: (req: IncomingMessage, res: ServerResponse) => void;
   logger: Logger;
+  /** Called once per finished request (metrics). */
+  onFinished?: (record: AuditRecord, seconds: number) => void;
 }
 
 /** Stages 1-7 for one request. Every refusal is Bitbucket-shaped and reaches no later stage. */
@@ -68,7 +70,9 @@ export function createPipeline(deps: PipelineDeps) {
     res.on('finish', () => {
       record.status = res.statusCode;
       if (record.route === 'ops') return;
-      audit.info({ ...record, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request');
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      audit.info({ ...record, ms }, 'request');
+      deps.onFinished?.(record, ms / 1000);
     });
     try {
       await run(req, res, record);
