@@ -4,6 +4,13 @@ import { ConfigError, loadConfigFile } from './config/load';
 import { createLogger } from './ops/logger';
 import { reloadOnChange, startSidecar, stopOnSignals } from './serve';
 import { VERSION } from './sidecar';
+import { DEFAULT_HOSTNAMES, exportTrust, type TrustFormat } from './tls';
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65535) throw new CommanderError(2, 'usage', `error: invalid port ${value}\n`);
+  return port;
+}
 
 /** Exit codes: 0 success, 1 failure (invalid config, runtime error), 2 usage error. */
 export async function runCli(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
@@ -81,18 +88,38 @@ export async function runCli(argv: string[], out: NodeJS.WritableStream = proces
     .description('run the sidecar against an embedded demo Bitbucket (no configuration needed)')
     .option('-p, --port <port>', 'HTTP port', '8080')
     .option('--host <host>', 'listen address', '127.0.0.1')
-    .action(async (opts: { port: string; host: string }) => {
-      const port = Number(opts.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CommanderError(2, 'usage', `error: invalid port ${opts.port}\n`);
+    .option('--https-port <port>', 'also serve HTTPS as api.bitbucket.org and bitbucket.org on this port')
+    .option('--tls-dir <dir>', 'where the CA, certificate and trust exports live (with --https-port)', '/var/lib/bitbucket-sidecar/tls')
+    .action(async (opts: { port: string; host: string; httpsPort?: string; tlsDir: string }) => {
+      const port = parsePort(opts.port);
+      const httpsPort = opts.httpsPort === undefined ? undefined : parsePort(opts.httpsPort);
       const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'warn' });
       // Loaded only here: the demo's fake Bitbucket is never part of a real `serve`.
       const { demoBanner, startDemo } = await import('./demo');
-      const demo = await startDemo({ host: opts.host, port, sidecar: { logger } });
+      const demo = await startDemo({ host: opts.host, port, https: httpsPort === undefined ? undefined : { port: httpsPort, tlsDir: opts.tlsDir }, sidecar: { logger } });
       out.write(demoBanner(demo));
       const stop = () => demo.stop().then(() => process.exit(0), () => process.exit(1));
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
       await new Promise(() => undefined);
+    });
+
+  const caCmd = program.command('ca').description('the CA Jenkins trusts');
+  caCmd
+    .command('export')
+    .description('write a trust export of the CA (creating the CA if the directory has none)')
+    .requiredOption('--format <format>', 'pem (ca.pem) | bundle (public roots + CA, for git) | java (PKCS#12 truststore, password changeit)')
+    .requiredOption('--out <file>', 'where to write it')
+    .option('-c, --config <file>', 'take tls.dir and server.https.hostnames from this configuration')
+    .option('--tls-dir <dir>', 'the CA directory (without --config)', '/var/lib/bitbucket-sidecar/tls')
+    .action(async (opts: { format: string; out: string; config?: string; tlsDir: string }) => {
+      if (!['pem', 'bundle', 'java'].includes(opts.format)) throw new CommanderError(2, 'usage', `error: --format must be pem, bundle or java\n`);
+      const file = opts.config ?? process.env.BITBUCKET_SIDECAR_CONFIG;
+      const config = file ? loadConfigFile(file) : undefined;
+      const dir = config?.tls.dir ?? opts.tlsDir;
+      const hostnames = config?.server.https?.hostnames ?? [...DEFAULT_HOSTNAMES];
+      await exportTrust({ dir, hostnames }, opts.format as TrustFormat, opts.out);
+      out.write(`wrote ${opts.format} trust export of ${dir} to ${opts.out}\n`);
     });
 
   try {

@@ -16,9 +16,20 @@ export interface Demo {
 }
 
 /** The demo client sees the `acme` workspace only; the upstream person's own `jdoe` stays hidden. */
-export function demoConfig(fake: FakeBitbucket, http: { host: string; port: number }): Config {
+export interface DemoListen {
+  host: string;
+  port: number;
+  /** HTTPS as api.bitbucket.org and bitbucket.org (what Jenkins talks to in compose). */
+  https?: { port: number; tlsDir: string; hostnames?: string[] };
+}
+
+export function demoConfig(fake: FakeBitbucket, listen: DemoListen): Config {
   return validateConfig({
-    server: { http },
+    server: {
+      http: { host: listen.host, port: listen.port },
+      ...(listen.https ? { https: { host: listen.host, port: listen.https.port, ...(listen.https.hostnames ? { hostnames: listen.https.hostnames } : {}) } } : {}),
+    },
+    ...(listen.https ? { tls: { dir: listen.https.tlsDir } } : {}),
     upstream: {
       apiUrl: fake.url,
       webUrl: fake.url,
@@ -30,10 +41,10 @@ export function demoConfig(fake: FakeBitbucket, http: { host: string; port: numb
   });
 }
 
-export async function startDemo(options: { host?: string; port?: number; sidecar?: SidecarOptions } = {}): Promise<Demo> {
+export async function startDemo(options: { host?: string; port?: number; https?: DemoListen['https']; sidecar?: SidecarOptions } = {}): Promise<Demo> {
   const fake = await startFakeBitbucket({ seed: 'demo' });
   try {
-    const config = demoConfig(fake, { host: options.host ?? '127.0.0.1', port: options.port ?? 8080 });
+    const config = demoConfig(fake, { host: options.host ?? '127.0.0.1', port: options.port ?? 8080, https: options.https });
     const running = await startSidecar(config, options.sidecar);
     return {
       fake,
@@ -60,6 +71,9 @@ export function demoBanner(demo: Demo): string {
     `  Demo Bitbucket:       ${demo.fake.url}  (fake upstream, workspaces acme, jdoe, other)`,
     `  Client "demo" token:  ${demo.token}`,
     '  (scope: workspace acme; the token is public and only works against the demo Bitbucket)',
+    ...(demo.running.httpsPort !== undefined
+      ? [`  HTTPS (as api.bitbucket.org / bitbucket.org): port ${demo.running.httpsPort}; trust ${demo.running.sidecar.config.tls.dir}/ca.pem`]
+      : []),
     '',
     'Try:',
     `  curl -s ${auth} ${u}/2.0/repositories/acme?pagelen=100`,

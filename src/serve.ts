@@ -3,13 +3,17 @@ import type { Logger } from 'pino';
 import { ConfigError, loadConfigFile } from './config/load';
 import type { Config } from './config/schema';
 import { watchConfigFile } from './config/watch';
-import { closeServer, createHttpServer, listen } from './listen/servers';
+import { closeServer, createHttpServer, createHttpsServer, listen } from './listen/servers';
+import { startTls, type TlsManager } from './tls';
 import { createSidecar, type Sidecar, type SidecarOptions } from './sidecar';
 
 export interface RunningSidecar {
   sidecar: Sidecar;
   httpUrl: string;
   httpPort: number;
+  /** Set when `server.https` is configured. */
+  httpsPort?: number;
+  tls?: TlsManager;
   servers: http.Server[];
   stop(graceMs?: number): Promise<void>;
 }
@@ -23,13 +27,41 @@ export async function startSidecar(config: Config, options: SidecarOptions = {})
   const servers: http.Server[] = [httpServer];
   const shownHost = config.server.http.host === '0.0.0.0' ? '127.0.0.1' : config.server.http.host;
   sidecar.logger.info({ port: httpPort }, 'listening (http)');
+  let tls: TlsManager | undefined;
+  let httpsPort: number | undefined;
+  const https = config.server.https;
+  try {
+    if (https) {
+      tls = await startTls({
+        dir: config.tls.dir,
+        hostnames: https.hostnames,
+        certFile: config.tls.certFile,
+        keyFile: config.tls.keyFile,
+        leafValidityDays: config.tls.leafValidityDays,
+        logger: sidecar.logger.child({ component: 'tls' }),
+      });
+      const httpsServer = createHttpsServer(sidecar.app, { ...https, ...limits }, tls.serverOptions());
+      tls.attach(httpsServer);
+      httpsPort = await listen(httpsServer, https.host, https.port);
+      servers.push(httpsServer);
+      sidecar.logger.info({ port: httpsPort, hostnames: https.hostnames }, 'listening (https)');
+    }
+  } catch (e) {
+    tls?.close();
+    await Promise.all(servers.map((s) => closeServer(s, 0)));
+    await sidecar.close();
+    throw e;
+  }
   return {
     sidecar,
     httpUrl: `http://${shownHost}:${httpPort}`,
     httpPort,
+    httpsPort,
+    tls,
     servers,
     async stop(graceMs = 10_000) {
       await Promise.all(servers.map((s) => closeServer(s, graceMs)));
+      tls?.close();
       await sidecar.close();
     },
   };

@@ -9,6 +9,8 @@ interface Attempt {
   host?: string;
   auth?: 'scoped' | 'none' | 'wrong' | 'upstream' | 'empty';
   body?: string;
+  /** Sent byte-for-byte over a socket (an HTTP client library would normalise the path first). */
+  raw?: boolean;
   expect: number[];
 }
 
@@ -44,8 +46,10 @@ describe('scope table: a client scoped to one workspace', () => {
     { name: 'personal workspace', path: '/2.0/workspaces/jdoe', expect: [404] },
     { name: 'other workspace', path: '/2.0/workspaces/other', expect: [404] },
     { name: 'other repo branches', path: '/2.0/repositories/other/widgets/refs/branches?pagelen=100', expect: [404] },
-    { name: 'dot-dot', path: '/2.0/repositories/acme/../jdoe/secret-notes', expect: [400] },
-    { name: 'encoded dot-dot', path: '/2.0/repositories/acme/%2e%2e/jdoe', expect: [400] },
+    { name: 'dot-dot', path: '/2.0/repositories/acme/../jdoe/secret-notes', raw: true, expect: [400] },
+    { name: 'encoded dot-dot', path: '/2.0/repositories/acme/%2e%2e/jdoe', raw: true, expect: [400] },
+    { name: 'encoded dot-dot, upper case', path: '/2.0/repositories/acme/%2E%2E/%2E%2E/2.0/repositories/jdoe', raw: true, expect: [400] },
+    { name: 'dot segment', path: '/2.0/repositories/./jdoe/secret-notes', raw: true, expect: [400] },
     { name: 'encoded slash in workspace', path: '/2.0/repositories/acme%2F..%2Fjdoe/secret-notes', expect: [404] },
     { name: 'encoded slash joins ws/repo', path: '/2.0/repositories/jdoe%2Fsecret-notes', expect: [404] },
     { name: 'encoded backslash', path: '/2.0/repositories/acme%5C..%5Cjdoe/secret-notes', expect: [404] },
@@ -107,6 +111,12 @@ describe('scope table: a client scoped to one workspace', () => {
               : a.auth === 'upstream'
                 ? basicAuth(stack.fake.credentials.email, stack.fake.credentials.apiToken)
                 : basicAuth('jenkins@ci.example', stack.tokens.scoped);
+      if (a.raw) {
+        const r = await rawRequest(stack.running.httpPort, `${a.method ?? 'GET'} ${a.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${authorization ? `Authorization: ${authorization}\r\n` : ''}\r\n`);
+        seen.push(r.raw);
+        if (!a.expect.includes(r.status)) failures.push(`${a.name}: ${r.status}`);
+        continue;
+      }
       const res = await request(`${stack.url}${a.path}`, {
         method: (a.method ?? 'GET') as 'GET',
         headers: { ...(authorization ? { authorization } : {}), ...(a.host ? { host: a.host } : {}), ...(a.body ? { 'content-type': 'application/json' } : {}) },
