@@ -1,0 +1,262 @@
+/**
+ * Read side of one real git repository: refs snapshot (per generation), reachability, commit/tag/tree
+ * objects and rev-list, all cached. `invalidate()` (called after every push) bumps the generation.
+ */
+import { runGit } from './git-exec';
+import {
+  type CommitInfo,
+  type ObjectPool,
+  type TagInfo,
+  type TreeEntry,
+  parseCommit,
+  parseTag,
+  parseTree,
+} from './git-objects';
+
+export interface TagRef {
+  name: string;
+  /** sha the ref points at (tag object for annotated tags) */
+  objectSha: string;
+  /** peeled commit */
+  commit: string;
+  annotated: boolean;
+}
+
+export interface RefsSnapshot {
+  generation: number;
+  /** branch name → commit, in refname order */
+  branches: Map<string, string>;
+  tags: Map<string, TagRef>;
+}
+
+export type PathEntry = { kind: 'root'; tree: string } | (TreeEntry & { path: string });
+
+/** Small bounded map: drops the oldest entries beyond `max`. */
+class BoundedMap<K, V> extends Map<K, V> {
+  constructor(private readonly max: number) {
+    super();
+  }
+  override set(k: K, v: V): this {
+    if (!this.has(k) && this.size >= this.max) {
+      const first = this.keys().next();
+      if (!first.done) this.delete(first.value);
+    }
+    return super.set(k, v);
+  }
+}
+
+const commitCache = new BoundedMap<string, CommitInfo>(50000);
+const tagCache = new BoundedMap<string, TagInfo>(20000);
+const treeCache = new BoundedMap<string, TreeEntry[]>(20000);
+const sizeCache = new BoundedMap<string, number>(50000);
+
+const HEX40 = /^[0-9a-f]{40}$/;
+
+export class RepoReader {
+  generation = 0;
+  private refsP: Promise<RefsSnapshot> | undefined;
+  private reachP: Promise<Set<string>> | undefined;
+  private revCache = new Map<string, Promise<string[]>>();
+
+  constructor(
+    readonly gitDir: string,
+    private readonly pool: ObjectPool,
+  ) {}
+
+  invalidate(): void {
+    this.generation++;
+    this.refsP = undefined;
+    this.reachP = undefined;
+    this.revCache = new Map();
+    this.pool.drop(this.gitDir);
+  }
+
+  refs(): Promise<RefsSnapshot> {
+    if (!this.refsP) {
+      const gen = this.generation;
+      const p = this.loadRefs(gen);
+      this.refsP = p;
+      p.catch(() => {
+        if (this.refsP === p) this.refsP = undefined;
+      });
+    }
+    return this.refsP;
+  }
+
+  private async loadRefs(generation: number): Promise<RefsSnapshot> {
+    const r = await runGit(
+      ['for-each-ref', '--format=%(objectname) %(objecttype) %(*objectname) %(refname)', 'refs/heads', 'refs/tags'],
+      { gitDir: this.gitDir },
+    );
+    if (r.code !== 0) throw new Error(`for-each-ref failed: ${r.stderr}`);
+    const branches = new Map<string, string>();
+    const tags = new Map<string, TagRef>();
+    for (const line of r.stdout.toString('utf8').split('\n')) {
+      if (!line) continue;
+      const [sha, type, peeled] = line.split(' ', 3) as [string, string, string];
+      const refname = line.slice(sha.length + type.length + peeled.length + 3);
+      if (refname.startsWith('refs/heads/')) {
+        if (type === 'commit') branches.set(refname.slice(11), sha);
+      } else if (refname.startsWith('refs/tags/')) {
+        const name = refname.slice(10);
+        if (type === 'commit') tags.set(name, { name, objectSha: sha, commit: sha, annotated: false });
+        else if (type === 'tag' && peeled) {
+          const peeledCommit = await this.peelToCommit(peeled);
+          if (peeledCommit) tags.set(name, { name, objectSha: sha, commit: peeledCommit, annotated: true });
+        }
+      }
+    }
+    return { generation, branches, tags };
+  }
+
+  private async peelToCommit(sha: string): Promise<string | undefined> {
+    for (let i = 0; i < 10; i++) {
+      const info = await this.pool.request(this.gitDir, 'info', sha);
+      if (!info) return undefined;
+      if (info.type === 'commit') return sha;
+      if (info.type !== 'tag') return undefined;
+      const t = await this.tag(sha);
+      if (!t) return undefined;
+      sha = t.object;
+    }
+    return undefined;
+  }
+
+  /** Every commit reachable from this repository's refs. */
+  reachable(): Promise<Set<string>> {
+    if (!this.reachP) {
+      const p = (async () => {
+        const r = await runGit(['rev-list', '--all'], { gitDir: this.gitDir });
+        if (r.code !== 0) throw new Error(`rev-list failed: ${r.stderr}`);
+        return new Set(r.stdout.toString('utf8').split('\n').filter(Boolean));
+      })();
+      this.reachP = p;
+      p.catch(() => {
+        if (this.reachP === p) this.reachP = undefined;
+      });
+    }
+    return this.reachP;
+  }
+
+  /** Full hash of a reachable commit named by an unambiguous hex prefix (4–40 chars). */
+  async lookupCommitPrefix(prefix: string): Promise<string | undefined> {
+    const p = prefix.toLowerCase();
+    if (!/^[0-9a-f]{4,40}$/.test(p)) return undefined;
+    const all = await this.reachable();
+    if (p.length === 40) return all.has(p) ? p : undefined;
+    let found: string | undefined;
+    for (const sha of all) {
+      if (sha.startsWith(p)) {
+        if (found) return undefined; // ambiguous
+        found = sha;
+      }
+    }
+    return found;
+  }
+
+  /** A ref name (branch, tag, `heads/x`, `tags/x`, `refs/heads/x`, `refs/tags/x`) → commit. */
+  async resolveRefName(name: string): Promise<string | undefined> {
+    const refs = await this.refs();
+    const candidates: Array<['b' | 't', string]> = [
+      ['b', name],
+      ['t', name],
+    ];
+    for (const [prefix, kind] of [
+      ['refs/heads/', 'b'],
+      ['heads/', 'b'],
+      ['refs/tags/', 't'],
+      ['tags/', 't'],
+    ] as const) {
+      if (name.startsWith(prefix)) candidates.push([kind, name.slice(prefix.length)]);
+    }
+    for (const [kind, n] of candidates) {
+      if (kind === 'b' && refs.branches.has(n)) return refs.branches.get(n);
+      if (kind === 't' && refs.tags.has(n)) return refs.tags.get(n)!.commit;
+    }
+    return undefined;
+  }
+
+  /** Branch/tag name first, then a commit hash prefix. */
+  async resolveCommitish(s: string): Promise<string | undefined> {
+    return (await this.resolveRefName(s)) ?? (await this.lookupCommitPrefix(s));
+  }
+
+  async commit(sha: string): Promise<CommitInfo | undefined> {
+    const cached = commitCache.get(sha);
+    if (cached) return cached;
+    const raw = await this.pool.request(this.gitDir, 'contents', sha);
+    if (!raw || raw.type !== 'commit' || !raw.data) return undefined;
+    const c = parseCommit(raw.sha, raw.data);
+    if (HEX40.test(sha)) commitCache.set(raw.sha, c);
+    return c;
+  }
+
+  async tag(sha: string): Promise<TagInfo | undefined> {
+    const cached = tagCache.get(sha);
+    if (cached) return cached;
+    const raw = await this.pool.request(this.gitDir, 'contents', sha);
+    if (!raw || raw.type !== 'tag' || !raw.data) return undefined;
+    const t = parseTag(raw.sha, raw.data);
+    tagCache.set(raw.sha, t);
+    return t;
+  }
+
+  async tree(sha: string): Promise<TreeEntry[] | undefined> {
+    const cached = treeCache.get(sha);
+    if (cached) return cached;
+    const raw = await this.pool.request(this.gitDir, 'contents', sha);
+    if (!raw || raw.type !== 'tree' || !raw.data) return undefined;
+    const entries = parseTree(raw.data);
+    treeCache.set(raw.sha, entries);
+    return entries;
+  }
+
+  async blobSize(sha: string): Promise<number | undefined> {
+    const cached = sizeCache.get(sha);
+    if (cached !== undefined) return cached;
+    const info = await this.pool.request(this.gitDir, 'info', sha);
+    if (!info) return undefined;
+    sizeCache.set(sha, info.size);
+    return info.size;
+  }
+
+  async blob(sha: string): Promise<Buffer | undefined> {
+    const raw = await this.pool.request(this.gitDir, 'contents', sha);
+    return raw && raw.type === 'blob' ? raw.data : undefined;
+  }
+
+  /** Entry at `path` ('' = root) in the commit's tree. */
+  async entryAt(commitSha: string, path: string): Promise<PathEntry | undefined> {
+    const c = await this.commit(commitSha);
+    if (!c) return undefined;
+    const parts = path.split('/').filter((p) => p !== '');
+    if (parts.length === 0) return { kind: 'root', tree: c.tree };
+    let tree = c.tree;
+    for (let i = 0; i < parts.length; i++) {
+      const entries = await this.tree(tree);
+      const e = entries?.find((x) => x.name === parts[i]);
+      if (!e) return undefined;
+      if (i === parts.length - 1) return { ...e, path: parts.join('/') };
+      if (e.kind !== 'tree') return undefined;
+      tree = e.sha;
+    }
+    return undefined;
+  }
+
+  /** `git rev-list --topo-order include… --not exclude…` (all arguments must be full hashes). */
+  revList(include: string[], exclude: string[]): Promise<string[]> {
+    const args = [...include, '--not', ...exclude].filter((a) => a === '--not' || HEX40.test(a));
+    const key = args.join(' ');
+    let p = this.revCache.get(key);
+    if (!p) {
+      p = (async () => {
+        if (include.length === 0) return [];
+        const r = await runGit(['rev-list', '--topo-order', ...args], { gitDir: this.gitDir });
+        if (r.code !== 0) throw new Error(`rev-list failed: ${r.stderr}`);
+        return r.stdout.toString('utf8').split('\n').filter(Boolean);
+      })();
+      this.revCache.set(key, p);
+    }
+    return p;
+  }
+}
