@@ -60,7 +60,7 @@ export function baseFiles(fullName: string): PlanFile[] {
     { path: 'src/main.txt', content: `main source of ${fullName}\n` },
     { path: 'src/nested/deep.txt', content: 'a file two directories down\n' },
     { path: 'folder/file.properties', content: 'message=This is a test for metadata\n' },
-    { path: 'script.bat', content: '@echo off\necho "Hello world"\n' },
+    { path: 'script.bat', content: '@echo off\necho "Hello world"' }, // 28 bytes, like the recorded payload
     { path: 'scripts/build.sh', content: '#!/bin/sh\necho build\n', mode: '100755' },
     { path: 'link-to-readme', content: 'README.md', mode: '120000' },
     {
