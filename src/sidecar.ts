@@ -5,6 +5,7 @@ import { ClientDirectory } from './auth/clients';
 import { OAuthIssuer } from './auth/oauth';
 import { avatarHandler } from './upstream/avatar';
 import type { Config } from './config/schema';
+import { createGitProxy, GIT_IDLE_TIMEOUT_MS } from './git';
 import { faceNames } from './listen/face';
 import { createPipeline, type StreamHandler } from './listen/pipeline';
 import { createLogger } from './ops/logger';
@@ -63,6 +64,14 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   const rest = upstreamSource(upstream);
   const source = learningSource(options.wrapSource ? options.wrapSource(rest) : rest, facts);
   const gate = new ScopeGate(facts, source);
+  const git = createGitProxy({
+    webUrl: config.upstream.webUrl,
+    authorization: creds.git.header,
+    userAgent: `bitbucket-sidecar/${VERSION}`,
+    connectTimeoutMs: config.upstream.timeouts.connectMs,
+    idleTimeoutMs: GIT_IDLE_TIMEOUT_MS,
+    logger,
+  });
   const names = faceNames(config.server.https?.hostnames ?? ['api.bitbucket.org', 'bitbucket.org']);
   const ops = opsRouter({
     ready: async () => ({ ok: true, checks: { config: 'loaded' } }),
@@ -77,7 +86,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     names,
     upstream: { api: config.upstream.apiUrl, web: config.upstream.webUrl },
     limits: { maxUrlLength: config.server.maxUrlLength, maxBodyBytes: config.server.maxBodyBytes },
-    handlers: { oauth: oauth.handler, avatar: avatarHandler(config.upstream.webUrl, () => clients), ...options.handlers },
+    handlers: { git: git.handler, oauth: oauth.handler, avatar: avatarHandler(config.upstream.webUrl, () => clients), ...options.handlers },
     ops: (req: IncomingMessage, res: ServerResponse) => ops(req as express.Request, res as express.Response, () => undefined),
     logger,
   });
@@ -103,6 +112,9 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     facts,
     upstream,
     app,
-    close: () => upstream.close(),
+    close: () => {
+      git.close();
+      return upstream.close();
+    },
   };
 }

@@ -1,0 +1,8 @@
+/**
+ * Git smart HTTP through the scope: the streaming leg of the web face (ARCHITECTURE §3, "The git
+ * path"). Authentication and the scope gate run in listen/pipeline before `handler` is called.
+ */
+export { createGitProxy, GIT_IDLE_TIMEOUT_MS, type GitProxy, type GitProxySettings } from './proxy';
+export { gitTarget, type GitRoute, type GitService, type GitTarget } from './target';
+export { upstreamRequestHeaders, clientResponseHeaders, acceptsGzip } from './headers';
+export { upstreamFailure } from './upstream-status';
