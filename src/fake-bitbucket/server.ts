@@ -65,11 +65,13 @@ async function handle(state: FakeState, req: IncomingMessage, res: ServerRespons
     return;
   }
   const entry = state.log.add(method, target, headerRecord(req), Date.now());
-  const record = (): void => {
-    if (res.headersSent) entry.status = res.statusCode;
-  };
-  res.on('finish', record);
-  res.on('close', record);
+  // record the status as soon as the head is written (broken responses never 'finish')
+  const writeHead = res.writeHead.bind(res) as (...a: unknown[]) => ServerResponse;
+  res.writeHead = ((...args: unknown[]) => {
+    const out = writeHead(...args);
+    entry.status = res.statusCode;
+    return out;
+  }) as typeof res.writeHead;
   let body: Buffer = Buffer.alloc(0);
   if (target.kind !== 'git') {
     body = await readBody(req);
