@@ -1,11 +1,14 @@
 /**
- * Read side of one real git repository: refs snapshot (per generation), reachability, commit/tag/tree
- * objects and rev-list, all cached. `invalidate()` (called after every push) bumps the generation.
+ * Read side of one real git repository: refs snapshot (per generation, read from disk), reachability,
+ * commit/tag/tree objects (cat-file, cached by hash) and rev-list. `invalidate()` (called after every
+ * push) bumps the generation and drops everything that depends on the refs.
  */
 import { runGit } from './git-exec';
+import { readRefsFromDisk } from './git-refs';
 import {
   type CommitInfo,
   type ObjectPool,
+  type RawObject,
   type TagInfo,
   type TreeEntry,
   parseCommit,
@@ -58,9 +61,14 @@ export class RepoReader {
   private reachP: Promise<Set<string>> | undefined;
   private revCache = new Map<string, Promise<string[]>>();
 
+  /**
+   * @param storeDir the shared object store the seed was imported into: objects are looked up there first
+   * (one long-lived process for every repository), then in the repository itself (pushed objects).
+   */
   constructor(
     readonly gitDir: string,
     private readonly pool: ObjectPool,
+    private readonly storeDir?: string,
   ) {}
 
   invalidate(): void {
@@ -71,10 +79,17 @@ export class RepoReader {
     this.pool.drop(this.gitDir);
   }
 
+  private async object(kind: 'info' | 'contents', sha: string): Promise<RawObject | undefined> {
+    if (this.storeDir) {
+      const o = await this.pool.request(this.storeDir, kind, sha);
+      if (o) return o;
+    }
+    return this.pool.request(this.gitDir, kind, sha);
+  }
+
   refs(): Promise<RefsSnapshot> {
     if (!this.refsP) {
-      const gen = this.generation;
-      const p = this.loadRefs(gen);
+      const p = this.loadRefs(this.generation);
       this.refsP = p;
       p.catch(() => {
         if (this.refsP === p) this.refsP = undefined;
@@ -84,25 +99,26 @@ export class RepoReader {
   }
 
   private async loadRefs(generation: number): Promise<RefsSnapshot> {
-    const r = await runGit(
-      ['for-each-ref', '--format=%(objectname) %(objecttype) %(*objectname) %(refname)', 'refs/heads', 'refs/tags'],
-      { gitDir: this.gitDir },
-    );
-    if (r.code !== 0) throw new Error(`for-each-ref failed: ${r.stderr}`);
+    const disk = await readRefsFromDisk(this.gitDir);
     const branches = new Map<string, string>();
     const tags = new Map<string, TagRef>();
-    for (const line of r.stdout.toString('utf8').split('\n')) {
-      if (!line) continue;
-      const [sha, type, peeled] = line.split(' ', 3) as [string, string, string];
-      const refname = line.slice(sha.length + type.length + peeled.length + 3);
+    for (const [refname, d] of disk) {
       if (refname.startsWith('refs/heads/')) {
-        if (type === 'commit') branches.set(refname.slice(11), sha);
-      } else if (refname.startsWith('refs/tags/')) {
-        const name = refname.slice(10);
-        if (type === 'commit') tags.set(name, { name, objectSha: sha, commit: sha, annotated: false });
-        else if (type === 'tag' && peeled) {
-          const peeledCommit = await this.peelToCommit(peeled);
-          if (peeledCommit) tags.set(name, { name, objectSha: sha, commit: peeledCommit, annotated: true });
+        branches.set(refname.slice(11), d.sha);
+        continue;
+      }
+      const name = refname.slice(10);
+      if (d.peeled) {
+        const commit = await this.peelToCommit(d.peeled);
+        if (commit) tags.set(name, { name, objectSha: d.sha, commit, annotated: true });
+      } else if (d.fullyPeeled) {
+        tags.set(name, { name, objectSha: d.sha, commit: d.sha, annotated: false });
+      } else {
+        const info = await this.object('info', d.sha);
+        if (info?.type === 'commit') tags.set(name, { name, objectSha: d.sha, commit: d.sha, annotated: false });
+        else if (info?.type === 'tag') {
+          const commit = await this.peelToCommit(d.sha);
+          if (commit) tags.set(name, { name, objectSha: d.sha, commit, annotated: true });
         }
       }
     }
@@ -111,7 +127,7 @@ export class RepoReader {
 
   private async peelToCommit(sha: string): Promise<string | undefined> {
     for (let i = 0; i < 10; i++) {
-      const info = await this.pool.request(this.gitDir, 'info', sha);
+      const info = await this.object('info', sha);
       if (!info) return undefined;
       if (info.type === 'commit') return sha;
       if (info.type !== 'tag') return undefined;
@@ -122,13 +138,20 @@ export class RepoReader {
     return undefined;
   }
 
-  /** Every commit reachable from this repository's refs. */
+  /** Every commit reachable from this repository's refs (walked through the cached commit objects). */
   reachable(): Promise<Set<string>> {
     if (!this.reachP) {
       const p = (async () => {
-        const r = await runGit(['rev-list', '--all'], { gitDir: this.gitDir });
-        if (r.code !== 0) throw new Error(`rev-list failed: ${r.stderr}`);
-        return new Set(r.stdout.toString('utf8').split('\n').filter(Boolean));
+        const refs = await this.refs();
+        const seen = new Set<string>();
+        let frontier = [...refs.branches.values(), ...[...refs.tags.values()].map((t) => t.commit)];
+        while (frontier.length) {
+          const fresh = [...new Set(frontier)].filter((s) => !seen.has(s));
+          fresh.forEach((s) => seen.add(s));
+          const commits = await Promise.all(fresh.map((s) => this.commit(s)));
+          frontier = commits.flatMap((c) => c?.parents ?? []);
+        }
+        return seen;
       })();
       this.reachP = p;
       p.catch(() => {
@@ -184,7 +207,7 @@ export class RepoReader {
   async commit(sha: string): Promise<CommitInfo | undefined> {
     const cached = commitCache.get(sha);
     if (cached) return cached;
-    const raw = await this.pool.request(this.gitDir, 'contents', sha);
+    const raw = await this.object('contents', sha);
     if (!raw || raw.type !== 'commit' || !raw.data) return undefined;
     const c = parseCommit(raw.sha, raw.data);
     if (HEX40.test(sha)) commitCache.set(raw.sha, c);
@@ -194,7 +217,7 @@ export class RepoReader {
   async tag(sha: string): Promise<TagInfo | undefined> {
     const cached = tagCache.get(sha);
     if (cached) return cached;
-    const raw = await this.pool.request(this.gitDir, 'contents', sha);
+    const raw = await this.object('contents', sha);
     if (!raw || raw.type !== 'tag' || !raw.data) return undefined;
     const t = parseTag(raw.sha, raw.data);
     tagCache.set(raw.sha, t);
@@ -204,7 +227,7 @@ export class RepoReader {
   async tree(sha: string): Promise<TreeEntry[] | undefined> {
     const cached = treeCache.get(sha);
     if (cached) return cached;
-    const raw = await this.pool.request(this.gitDir, 'contents', sha);
+    const raw = await this.object('contents', sha);
     if (!raw || raw.type !== 'tree' || !raw.data) return undefined;
     const entries = parseTree(raw.data);
     treeCache.set(raw.sha, entries);
@@ -214,14 +237,14 @@ export class RepoReader {
   async blobSize(sha: string): Promise<number | undefined> {
     const cached = sizeCache.get(sha);
     if (cached !== undefined) return cached;
-    const info = await this.pool.request(this.gitDir, 'info', sha);
+    const info = await this.object('info', sha);
     if (!info) return undefined;
     sizeCache.set(sha, info.size);
     return info.size;
   }
 
   async blob(sha: string): Promise<Buffer | undefined> {
-    const raw = await this.pool.request(this.gitDir, 'contents', sha);
+    const raw = await this.object('contents', sha);
     return raw && raw.type === 'blob' ? raw.data : undefined;
   }
 

@@ -1,4 +1,5 @@
 /** Everything a request handler needs: model, renderer, git readers, faults, limiter, log. */
+import { join } from 'node:path';
 import { isoMicros } from './ids';
 import { FaultStore } from './faults';
 import { ObjectPool } from './git-objects';
@@ -32,7 +33,7 @@ export class FakeState {
   reader(repo: FakeRepository): RepoReader {
     let r = this.readers.get(repo.uuid);
     if (!r || r.gitDir !== repo.gitDir) {
-      r = new RepoReader(repo.gitDir, this.pool);
+      r = new RepoReader(repo.gitDir, this.pool, join(this.dataDir, 'store.git'));
       this.readers.set(repo.uuid, r);
     }
     return r;

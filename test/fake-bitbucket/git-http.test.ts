@@ -101,6 +101,32 @@ describe('git smart HTTP', () => {
     expect(receive?.status).toBe(200);
   });
 
+  test('pushed tags (loose refs): annotated and lightweight', async () => {
+    const dir = join(work, 'tags');
+    expect((await runGit(['clone', '-q', gitUrl(fake, 'acme/infra'), dir])).code).toBe(0);
+    expect((await get(fake, '/2.0/repositories/acme/infra/refs/tags')).json().values).toHaveLength(2);
+    await runGit(['tag', '-a', 'v9.0', '-m', 'Release nine'], dir);
+    await runGit(['tag', 'light-1', 'HEAD~1'], dir);
+    expect((await runGit(['push', '-q', 'origin', 'v9.0', 'light-1'], dir)).code).toBe(0);
+    const v9 = (await get(fake, '/2.0/repositories/acme/infra/refs/tags/v9.0')).json();
+    expect(v9).toMatchObject({ name: 'v9.0', message: 'Release nine\n', tagger: { raw: 'Tester <tester@example.com>' } });
+    expect(v9.target.hash).toBe((await runGit(['rev-parse', 'HEAD'], dir)).stdout.trim());
+    const light = (await get(fake, '/2.0/repositories/acme/infra/refs/tags/light-1')).json();
+    expect(light).toMatchObject({ name: 'light-1', message: null, tagger: null });
+    expect(light.target.hash).toBe((await runGit(['rev-parse', 'HEAD~1'], dir)).stdout.trim());
+    expect((await get(fake, '/2.0/repositories/acme/infra/refs/tags')).json().values).toHaveLength(4);
+  });
+
+  test('protocol v2 is really spoken when the client asks for it', async () => {
+    const auth = `Basic ${Buffer.from(`x-bitbucket-api-token-auth:${fake.credentials.apiToken}`).toString('base64')}`;
+    const v2 = await raw(fake, 'GET', '/acme/service-api.git/info/refs?service=git-upload-pack', { auth, headers: { 'git-protocol': 'version=2' } });
+    expect(v2.status).toBe(200);
+    expect(v2.text.startsWith('000eversion 2\n')).toBe(true);
+    const v0 = await raw(fake, 'GET', '/acme/service-api/info/refs?service=git-upload-pack', { auth });
+    expect(v0.text.startsWith('001e# service=git-upload-pack\n')).toBe(true);
+    expect(v0.headers['content-type']).toBe('application/x-git-upload-pack-advertisement');
+  });
+
   test('pushCommit makes a real commit visible in branches, src and git', async () => {
     const before = (await get(fake, `${R}/refs/branches?pagelen=100`)).json().values.length;
     const sha = await fake.pushCommit('acme', 'service-api', 'feature/new-work', { 'docs/new.md': '# new\n', Jenkinsfile: 'pipeline {}\n' }, 'New work');
