@@ -1,6 +1,6 @@
 /**
  * CLI: start the fake with the demo seed and print its URL and credentials.
- *   node dist/src/fake-bitbucket/standalone.js [port]
+ *   node dist/fake-bitbucket/standalone.js [port]   (after `npm run build`)
  */
 import { startFakeBitbucket, type FakeBitbucketServer } from './server';
 

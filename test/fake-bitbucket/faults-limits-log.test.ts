@@ -127,6 +127,31 @@ describe('faults', () => {
   });
 });
 
+describe('control endpoints', () => {
+  test('push, rename and model over HTTP', async () => {
+    const tmp = await startFakeBitbucket();
+    try {
+      const push = await raw(tmp, 'POST', '/_fake/push', {
+        auth: false,
+        body: JSON.stringify({ workspace: 'acme', repo: 'infra', branch: 'feature/ctl', files: { 'ctl.txt': 'c\n' }, message: 'via control' }),
+      });
+      expect(push.status).toBe(200);
+      const { hash } = push.json();
+      expect((await get(tmp, '/2.0/repositories/acme/infra/refs/branches/feature%2Fctl')).json().target.hash).toBe(hash);
+      const rename = await raw(tmp, 'POST', '/_fake/rename', { auth: false, body: JSON.stringify({ workspace: 'acme', repo: 'infra', newSlug: 'infra2' }) });
+      expect(rename.json()).toEqual({ full_name: 'acme/infra2' });
+      expect((await get(tmp, '/2.0/repositories/acme/infra')).status).toBe(301);
+      const model = (await raw(tmp, 'GET', '/_fake/model', { auth: false })).json();
+      expect(model.repositories.map((r: { slug: string }) => r.slug)).toContain('infra2');
+      expect(model.currentUser.nickname).toBe('jdoe');
+      expect(tmp.requests.some((r) => r.path.startsWith('/_fake'))).toBe(false);
+      expect((await raw(tmp, 'GET', '/_fake/nothing', { auth: false })).status).toBe(404);
+    } finally {
+      await tmp.close();
+    }
+  });
+});
+
 describe('rate limit', () => {
   test('rolling one-hour window per credential on /2.0/repositories/*, driven by the fake clock', async () => {
     fake.setRateLimit(3);
