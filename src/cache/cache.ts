@@ -1,0 +1,342 @@
+import { errorAnswer } from '../respond/errors';
+import type { ApiAnswer, ApiCall, Source } from '../routes/call';
+import { BUDGET_REFUSED_HEADER } from '../upstream/budget-source';
+import { freshnessOf, isStorable, isUpstreamTrouble, lifetimeMs, DEFAULT_FRESHNESS, type Freshness, type FreshnessConfig } from './freshness';
+import { cacheKey, tagsChangedBy, tagsOf } from './key';
+import { cacheStatus, type CacheStatusParts } from './status';
+import { CacheStore, type Entry } from './store';
+
+/** The `cache:` configuration section. */
+export interface CacheSettings {
+  maxBytes: number;
+  freshness: FreshnessConfig;
+  staleWhileRevalidateSeconds: number;
+  staleIfErrorSeconds: number;
+}
+
+export const DEFAULT_CACHE: CacheSettings = {
+  maxBytes: 256 * 1024 ** 2,
+  freshness: DEFAULT_FRESHNESS,
+  staleWhileRevalidateSeconds: 30,
+  staleIfErrorSeconds: 86_400,
+};
+
+export interface CacheDeps {
+  /** `credentialId(...)` of the upstream credential the inner source uses. */
+  credential: string;
+  now?: () => number;
+  /**
+   * True when a call for this request could not go upstream right now (budget spent, backing off
+   * after a 429). A stale copy is then served at once instead of queueing.
+   */
+  pressure?: (call: ApiCall) => boolean;
+  /** Reports failures of background refreshes (they never reach a client). */
+  onBackgroundError?: (error: unknown, call: ApiCall) => void;
+}
+
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  staleServed: number;
+  staleIfError: number;
+  revalidations: number;
+  collapsed: number;
+  stored: number;
+  derived: number;
+  writes: number;
+  invalidated: number;
+}
+
+interface Outcome {
+  answer?: ApiAnswer;
+  error?: unknown;
+  stored?: Entry;
+  /** Refused by the budget (a background refresh that must not answer a waiting client). */
+  refused?: string;
+}
+
+const REPOSITORY_FIELDS_MAINBRANCH = 'mainbranch.name';
+
+/**
+ * Stage 5: the response cache, shared by all clients. The scope gate runs before it and per-client
+ * shaping after it, so everything stored is the raw upstream answer for the canonical URL.
+ *
+ * GET/HEAD on a cached route: fresh copy → hit; stale copy inside the stale-while-revalidate window
+ * (or while the budget cannot afford a call) → served at once and refreshed in the background;
+ * otherwise one upstream call per key however many requests wait for it (single-flight), and if
+ * upstream fails (5xx, 429, network) a stored copy is served instead (stale-if-error).
+ * Writes pass straight through — never stored, coalesced or retried — and then invalidate what
+ * they change.
+ */
+export class ResponseCache {
+  readonly store: CacheStore;
+  readonly stats: CacheStats = { hits: 0, misses: 0, staleServed: 0, staleIfError: 0, revalidations: 0, collapsed: 0, stored: 0, derived: 0, writes: 0, invalidated: 0 };
+  private readonly inflight = new Map<string, Promise<Outcome>>();
+  /** Invalidation sequence, per tag: an answer fetched before its tag was invalidated is stored invalidated. */
+  private seq = 0;
+  private readonly tagSeq = new Map<string, number>();
+  private readonly now: () => number;
+
+  constructor(
+    readonly settings: CacheSettings,
+    private readonly deps: CacheDeps,
+  ) {
+    this.now = deps.now ?? Date.now;
+    this.store = new CacheStore(settings.maxBytes, this.now);
+  }
+
+  /** The cache stage in front of `inner` (budget → upstream). */
+  wrap(inner: Source): Source {
+    return (call) => this.answer(call, inner);
+  }
+
+  // --- invalidation API (webhook relay, our own writes) ----------------------------------------
+
+  /** Everything about one repository except answers addressed by a commit id (they cannot change). */
+  invalidateRepository(ws: string, repo: string): number {
+    return this.invalidateTags([`repo:${ws.toLowerCase()}/${repo.toLowerCase()}`]);
+  }
+
+  /** The workspace, its repository listing and everything about its repositories (commit-addressed answers stay). */
+  invalidateWorkspace(ws: string): number {
+    return this.invalidateTags([`ws:${ws.toLowerCase()}`]);
+  }
+
+  /**
+   * A ref moved (push, branch/tag created or deleted, pull request event): answers addressed by
+   * that ref name, and the answers that enumerate refs (branch and tag lists, pull requests, commit
+   * ranges) of the repository.
+   */
+  invalidateRef(ws: string, repo: string, ref: string): number {
+    const r = `${ws.toLowerCase()}/${repo.toLowerCase()}`;
+    return this.invalidateTags([`ref:${r}:${ref}`, `refs:${r}`]);
+  }
+
+  invalidateHooks(ws: string, repo: string): number {
+    return this.invalidateTags([`hooks:${ws.toLowerCase()}/${repo.toLowerCase()}`]);
+  }
+
+  invalidateCommitStatuses(ws: string, repo: string, hash: string): number {
+    return this.invalidateTags([`statuses:${ws.toLowerCase()}/${repo.toLowerCase()}:${hash.toLowerCase().slice(0, 12)}`]);
+  }
+
+  /**
+   * Marks tagged entries invalidated: no longer served as fresh, nor while revalidating, only as a
+   * last resort when upstream fails. Answers addressed by a commit id (immutable 200s) are kept.
+   */
+  invalidateTags(tags: readonly string[]): number {
+    const s = ++this.seq;
+    for (const t of tags) this.tagSeq.set(t, s);
+    const now = this.now();
+    let n = 0;
+    for (const key of this.store.keysTagged(tags)) {
+      const e = this.store.peek(key);
+      if (!e || (e.freshness === 'immutable' && e.status === 200) || e.invalidated) continue;
+      e.invalidated = true;
+      e.freshUntil = Math.min(e.freshUntil, now);
+      e.revalidateUntil = Math.min(e.revalidateUntil, now);
+      n++;
+    }
+    this.stats.invalidated += n;
+    return n;
+  }
+
+  clear(): void {
+    this.store.clear();
+  }
+
+  /** Resolves when no upstream call of the cache is in flight (background refreshes included). */
+  async idle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight.values()]);
+  }
+
+  // --- the stage ---------------------------------------------------------------------------------
+
+  private async answer(call: ApiCall, inner: Source): Promise<ApiAnswer> {
+    if (call.method !== 'GET' && call.method !== 'HEAD') return this.write(call, inner);
+    const cls = freshnessOf(call);
+    if (!cls) return inner(call);
+
+    const key = cacheKey(call, this.deps.credential);
+    const now = this.now();
+    let entry = this.store.get(key);
+    let derived = false;
+    if (!entry) {
+      entry = this.derive(call);
+      derived = entry !== undefined;
+    }
+    if (entry) {
+      const ttlSeconds = Math.floor((entry.freshUntil - now) / 1000);
+      const detail = derived ? 'derived' : undefined;
+      if (now < entry.freshUntil) {
+        this.stats.hits++;
+        if (derived) this.stats.derived++;
+        return this.fromEntry(entry, now, { hit: true, ttlSeconds, detail });
+      }
+      if (!entry.invalidated && (now < entry.revalidateUntil || this.deps.pressure?.(call))) {
+        this.stats.staleServed++;
+        this.refreshInBackground(key, call, cls, inner);
+        const why = now < entry.revalidateUntil ? 'stale-while-revalidate' : 'budget';
+        return this.fromEntry(entry, now, { hit: true, ttlSeconds, detail: derived ? `derived-${why}` : why });
+      }
+    }
+
+    this.stats.misses++;
+    let { outcome, collapsed } = await this.fetch(key, call, cls, inner, false);
+    if (outcome.refused === 'background') ({ outcome, collapsed } = await this.fetch(key, call, cls, inner, false));
+    if (collapsed) this.stats.collapsed++;
+    const fwd = entry ? 'stale' : 'miss';
+    const troubled = outcome.error !== undefined || (outcome.answer !== undefined && isUpstreamTrouble(outcome.answer.status));
+    if (troubled) {
+      const fallback = this.store.get(key) ?? this.derive(call) ?? entry;
+      const later = this.now();
+      if (fallback && later < fallback.keepUntil) {
+        this.stats.staleIfError++;
+        return this.fromEntry(fallback, later, {
+          fwd: 'stale',
+          fwdStatus: outcome.refused ? undefined : outcome.answer?.status ?? 502,
+          collapsed,
+          ttlSeconds: Math.floor((fallback.freshUntil - later) / 1000),
+          detail: outcome.refused ? 'stale-if-budget' : 'stale-if-error',
+        });
+      }
+      if (outcome.error !== undefined) throw outcome.error;
+    }
+    const answer = outcome.answer!;
+    if (outcome.refused) {
+      const { [BUDGET_REFUSED_HEADER]: _internal, ...headers } = answer.headers;
+      return { ...answer, headers, cacheStatus: cacheStatus({ fwd, collapsed, detail: 'budget-refused' }), ageSeconds: 0 };
+    }
+    const stored = outcome.stored;
+    return {
+      ...answer,
+      cacheStatus: cacheStatus({ fwd, fwdStatus: answer.status, stored: stored !== undefined, collapsed, ttlSeconds: stored ? Math.floor((stored.freshUntil - this.now()) / 1000) : undefined }),
+      ageSeconds: 0,
+    };
+  }
+
+  private async write(call: ApiCall, inner: Source): Promise<ApiAnswer> {
+    this.stats.writes++;
+    const tags = tagsChangedBy(call);
+    try {
+      return await inner(call);
+    } finally {
+      // Whatever upstream answered (a 5xx may still have been applied), what it changes is stale.
+      this.invalidateTags(tags);
+    }
+  }
+
+  /** One upstream call per key at a time; later identical requests share its outcome. */
+  private async fetch(key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean): Promise<{ outcome: Outcome; collapsed: boolean }> {
+    const running = this.inflight.get(key);
+    if (running) return { outcome: await running, collapsed: true };
+    const startSeq = this.seq;
+    const p = (async (): Promise<Outcome> => {
+      let answer: ApiAnswer;
+      try {
+        answer = await inner(background ? { ...call, background: true } : call);
+      } catch (error) {
+        return { error };
+      }
+      const refusedBy = answer.headers[BUDGET_REFUSED_HEADER];
+      if (refusedBy) return { answer, refused: background ? 'background' : refusedBy };
+      if (!isStorable(answer.status)) return { answer };
+      if (!wellFormed(answer)) return { answer: errorAnswer(502, 'Bitbucket sent an incomplete or corrupt response') };
+      const entry = this.makeEntry(call, cls, answer, startSeq);
+      return { answer, stored: this.store.set(key, entry) ? entry : undefined };
+    })();
+    this.inflight.set(key, p);
+    try {
+      return { outcome: await p, collapsed: false };
+    } finally {
+      this.inflight.delete(key);
+    }
+  }
+
+  private refreshInBackground(key: string, call: ApiCall, cls: Freshness, inner: Source): void {
+    if (this.inflight.has(key)) return;
+    this.stats.revalidations++;
+    this.fetch(key, call, cls, inner, true).then(
+      ({ outcome }) => {
+        if (outcome.error !== undefined) this.deps.onBackgroundError?.(outcome.error, call);
+      },
+      (error: unknown) => this.deps.onBackgroundError?.(error, call),
+    );
+  }
+
+  private makeEntry(call: ApiCall, cls: Freshness, answer: ApiAnswer, startSeq: number): Entry {
+    const now = this.now();
+    const freshUntil = now + lifetimeMs(cls, answer.status, this.settings.freshness);
+    const tags = tagsOf(call);
+    const invalidated = tags.some((t) => (this.tagSeq.get(t) ?? 0) > startSeq) && !(cls === 'immutable' && answer.status === 200);
+    const { [BUDGET_REFUSED_HEADER]: _x, ...headers } = answer.headers;
+    return {
+      status: answer.status,
+      headers,
+      body: ownCopy(answer.body),
+      freshness: cls,
+      storedAt: now,
+      freshUntil: invalidated ? now : freshUntil,
+      revalidateUntil: invalidated ? now : freshUntil + this.settings.staleWhileRevalidateSeconds * 1000,
+      keepUntil: freshUntil + Math.max(this.settings.staleWhileRevalidateSeconds, this.settings.staleIfErrorSeconds) * 1000,
+      invalidated,
+      tags,
+    };
+  }
+
+  /**
+   * `/{repo}/?fields=mainbranch.name` (the plugin's default-branch lookup) answered from a stored
+   * full repository object, which the plugin fetched moments before.
+   */
+  private derive(call: ApiCall): Entry | undefined {
+    if (call.route.id !== 'repository' || call.query.length !== 1 || call.query[0][0] !== 'fields' || call.query[0][1] !== REPOSITORY_FIELDS_MAINBRANCH) return undefined;
+    const full = this.store.peek(cacheKey({ ...call, query: [], trailingSlash: false }, this.deps.credential));
+    if (!full || full.status !== 200) return undefined;
+    let name: unknown;
+    try {
+      name = (JSON.parse(full.body.toString('utf8')) as { mainbranch?: { name?: unknown } }).mainbranch?.name;
+    } catch {
+      return undefined;
+    }
+    if (typeof name !== 'string') return undefined;
+    return {
+      ...full,
+      headers: { 'content-type': full.headers['content-type'] ?? 'application/json; charset=utf-8' },
+      body: Buffer.from(JSON.stringify({ mainbranch: { name } })),
+    };
+  }
+
+  private fromEntry(e: Entry, now: number, status: CacheStatusParts): ApiAnswer {
+    return {
+      status: e.status,
+      headers: { ...e.headers },
+      body: e.body,
+      cacheStatus: cacheStatus(status),
+      ageSeconds: Math.max(0, Math.floor((now - e.storedAt) / 1000)),
+    };
+  }
+}
+
+/**
+ * Small Buffers are slices of Node's shared 8 KiB pool; keeping one would pin the whole slab and
+ * break the byte bound. Stored bodies get their own exact-size allocation.
+ */
+function ownCopy(body: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(body.length);
+  body.copy(copy);
+  return copy;
+}
+
+/**
+ * A JSON answer that does not parse was cut short (a chunked body ended early) or corrupted on the
+ * way; storing it would serve the damage for the whole freshness lifetime.
+ */
+function wellFormed(answer: ApiAnswer): boolean {
+  if (!/json/i.test(answer.headers['content-type'] ?? '')) return true;
+  try {
+    JSON.parse(answer.body.toString('utf8'));
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,114 @@
+import { LRUCache } from 'lru-cache';
+import type { Freshness } from './freshness';
+
+/** One stored upstream answer, raw (before any per-client shaping). */
+export interface Entry {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+  freshness: Freshness;
+  storedAt: number;
+  /** Served without asking upstream until then. */
+  freshUntil: number;
+  /** Served while refreshing in the background until then (stale-while-revalidate). */
+  revalidateUntil: number;
+  /** Served when upstream fails (5xx, 429, network) until then (stale-if-error); dropped after. */
+  keepUntil: number;
+  /** Invalidated (webhook, write): only good as a last resort when upstream fails. */
+  invalidated: boolean;
+  tags: readonly string[];
+}
+
+/** Bytes an entry holds besides its body: key, headers, tags, object and index overhead. */
+const ENTRY_OVERHEAD = 400;
+
+export function entrySize(key: string, e: Entry): number {
+  let n = ENTRY_OVERHEAD + key.length * 2 + e.body.length;
+  for (const [k, v] of Object.entries(e.headers)) n += (k.length + v.length) * 2 + 32;
+  for (const t of e.tags) n += t.length * 2 + 64;
+  return n;
+}
+
+/**
+ * Byte-bounded LRU of entries with a tag index for invalidation. Entries past `keepUntil` are
+ * treated as absent and dropped when met; the byte bound (`cache.maxBytes`) evicts least recently
+ * used entries first, so memory stays bounded whatever the key count.
+ */
+export class CacheStore {
+  private readonly lru: LRUCache<string, Entry>;
+  private readonly byTag = new Map<string, Set<string>>();
+
+  constructor(
+    maxBytes: number,
+    private readonly now: () => number,
+  ) {
+    this.lru = new LRUCache<string, Entry>({
+      maxSize: Math.max(1024, maxBytes),
+      sizeCalculation: (e, key) => entrySize(key, e),
+      dispose: (e, key) => this.unindex(key, e),
+    });
+  }
+
+  get(key: string): Entry | undefined {
+    const e = this.lru.get(key);
+    if (e && this.now() >= e.keepUntil) {
+      this.lru.delete(key);
+      return undefined;
+    }
+    return e;
+  }
+
+  /** Looks without touching recency (for derived answers and tests). */
+  peek(key: string): Entry | undefined {
+    const e = this.lru.peek(key);
+    return e && this.now() < e.keepUntil ? e : undefined;
+  }
+
+  set(key: string, e: Entry): boolean {
+    this.lru.set(key, e);
+    if (this.lru.peek(key) !== e) return false; // larger than the whole cache allows
+    for (const t of e.tags) {
+      let keys = this.byTag.get(t);
+      if (!keys) this.byTag.set(t, (keys = new Set()));
+      keys.add(key);
+    }
+    return true;
+  }
+
+  delete(key: string): void {
+    this.lru.delete(key);
+  }
+
+  clear(): void {
+    this.lru.clear();
+    this.byTag.clear();
+  }
+
+  /** Keys of live entries carrying any of `tags`. */
+  keysTagged(tags: readonly string[]): string[] {
+    const out = new Set<string>();
+    for (const t of tags) for (const k of this.byTag.get(t) ?? []) out.add(k);
+    return [...out];
+  }
+
+  get entries(): number {
+    return this.lru.size;
+  }
+
+  get bytes(): number {
+    return this.lru.calculatedSize;
+  }
+
+  get maxBytes(): number {
+    return this.lru.maxSize;
+  }
+
+  private unindex(key: string, e: Entry): void {
+    for (const t of e.tags) {
+      const keys = this.byTag.get(t);
+      if (!keys) continue;
+      keys.delete(key);
+      if (keys.size === 0) this.byTag.delete(t);
+    }
+  }
+}

@@ -1,0 +1,307 @@
+import type { ApiAnswer, ApiCall } from '../routes/call';
+import { systemClock, type Clock } from './budget-clock';
+
+/**
+ * The budget governor (ARCHITECTURE §3 stage 6). Bitbucket counts REST calls per credential in a
+ * rolling one-hour window per resource class (repository data 1,000/h by default, webhooks 1,000/h);
+ * past it, it answers 429 and the plugin backs off for minutes to hours. The governor keeps our own
+ * count of calls made in the last hour and decides, per call, whether it may go to Bitbucket now:
+ *
+ *  - never more than the class's limit in any one-hour window (a hard check on the call log);
+ *  - once `burstShare` of the limit is used, the remaining calls are spread over the time until the
+ *    oldest call leaves the window, so a long scan is paced instead of spending everything in a
+ *    burst and then stalling for most of an hour;
+ *  - at most `maxConcurrent` upstream calls at once;
+ *  - requests a client waits for (foreground) queue, in order, for at most `maxQueueWaitMs`;
+ *    background refreshes never queue and only run while the window is below `backgroundShare`;
+ *  - after an upstream 429 it stops calling that class until `Retry-After` (or a doubling backoff
+ *    when Bitbucket sends none) has passed;
+ *  - `X-RateLimit-Limit` from Bitbucket (scaled limits, access tokens) replaces the configured
+ *    limit; `X-RateLimit-NearLimit: true` pauses background refreshes and starts pacing.
+ *
+ * A call that cannot go within the queue bound is refused with the exact number of seconds until it
+ * could (`Retry-After`, capped by `maxRetryAfterSeconds`), which the plugin honours to the second.
+ */
+export interface BudgetConfig {
+  repositoryRequestsPerHour: number;
+  webhookRequestsPerHour: number;
+  maxConcurrent: number;
+  maxQueueWaitMs: number;
+  maxRetryAfterSeconds: number;
+  backgroundShare: number;
+  burstShare: number;
+}
+
+export const DEFAULT_BUDGET: BudgetConfig = {
+  repositoryRequestsPerHour: 1000,
+  webhookRequestsPerHour: 1000,
+  maxConcurrent: 16,
+  maxQueueWaitMs: 20_000,
+  maxRetryAfterSeconds: 600,
+  backgroundShare: 0.5,
+  burstShare: 0.5,
+};
+
+/** Bitbucket rate-limit classes: `/2.0/repositories/*` data, webhook management, and the rest. */
+export type BudgetClass = 'repository' | 'webhook' | 'other';
+export type Priority = 'foreground' | 'background';
+
+export function budgetClassOf(call: Pick<ApiCall, 'route'>): BudgetClass {
+  if (call.route.id === 'hooks' || call.route.id === 'hook') return 'webhook';
+  if (call.route.pattern.startsWith('/2.0/repositories/')) return 'repository';
+  return 'other';
+}
+
+export const HOUR_MS = 3_600_000;
+const FIRST_BACKOFF_MS = 10_000;
+const NEAR_LIMIT_HOLD_MS = 60_000;
+
+export type Refusal = { ok: false; retryAfterSeconds: number; reason: 'budget' | 'backoff' | 'busy' | 'background' };
+export type Permit = { ok: true; release(answer?: Pick<ApiAnswer, 'status' | 'headers'>): void };
+export type Admission = Permit | Refusal;
+
+interface ClassState {
+  limit: number;
+  /** Dispatch times of calls in the last hour, ascending. */
+  log: number[];
+  lastCall: number;
+  blockedUntil: number;
+  backoffMs: number;
+  nearLimitUntil: number;
+}
+
+interface Waiter {
+  cls: BudgetClass;
+  deadline: number;
+  resolve(a: Admission): void;
+  cancelDeadline(): void;
+}
+
+export interface BudgetSnapshot {
+  inFlight: number;
+  queued: number;
+  classes: Record<BudgetClass, { limit: number; usedInWindow: number; blockedUntil: number; queued: number }>;
+}
+
+export class BudgetGovernor {
+  private readonly classes: Record<BudgetClass, ClassState>;
+  private readonly queue: Waiter[] = [];
+  private inFlight = 0;
+  private wake?: { at: number; cancel(): void };
+  /** Calls made (granted), by class; for metrics and benchmarks. */
+  readonly granted: Record<BudgetClass, number> = { repository: 0, webhook: 0, other: 0 };
+  readonly refused: Record<Refusal['reason'], number> = { budget: 0, backoff: 0, busy: 0, background: 0 };
+
+  constructor(
+    private readonly cfg: BudgetConfig,
+    private readonly clock: Clock = systemClock,
+  ) {
+    const state = (limit: number): ClassState => ({ limit, log: [], lastCall: -Infinity, blockedUntil: -Infinity, backoffMs: FIRST_BACKOFF_MS, nearLimitUntil: -Infinity });
+    this.classes = {
+      repository: state(cfg.repositoryRequestsPerHour),
+      webhook: state(cfg.webhookRequestsPerHour),
+      other: state(Infinity),
+    };
+  }
+
+  /** Asks to make one upstream call now; resolves when it may go, or with a refusal. */
+  acquire(cls: BudgetClass, priority: Priority = 'foreground'): Promise<Admission> {
+    const t = this.clock.now();
+    if (priority === 'background') {
+      const a = this.tryBackground(cls, t);
+      if (!a.ok) this.refused[a.reason]++;
+      return Promise.resolve(a);
+    }
+    const ahead = this.queue.filter((w) => w.cls === cls).length;
+    if (ahead === 0 && this.inFlight < this.cfg.maxConcurrent && this.eligibleAt(cls, t, 0) <= t) return Promise.resolve(this.grant(cls, t));
+    const at = this.eligibleAt(cls, t, ahead);
+    if (at - t > this.cfg.maxQueueWaitMs) return Promise.resolve(this.refuse(cls, at - t, t));
+    return new Promise<Admission>((resolve) => {
+      const waiter: Waiter = {
+        cls,
+        deadline: t + this.cfg.maxQueueWaitMs,
+        resolve,
+        cancelDeadline: () => undefined,
+      };
+      waiter.cancelDeadline = this.clock.setTimer(this.cfg.maxQueueWaitMs, () => {
+        const i = this.queue.indexOf(waiter);
+        if (i < 0) return;
+        this.queue.splice(i, 1);
+        const now = this.clock.now();
+        const before = this.queue.slice(0, i).filter((w) => w.cls === cls).length;
+        resolve(this.refuse(cls, this.eligibleAt(cls, now, before) - now, now));
+        this.pump();
+      });
+      this.queue.push(waiter);
+      this.pump();
+    });
+  }
+
+  /** True when a foreground call of this class could not go to Bitbucket right now. */
+  wouldWait(cls: BudgetClass): boolean {
+    const t = this.clock.now();
+    return this.queue.some((w) => w.cls === cls) || this.inFlight >= this.cfg.maxConcurrent || this.eligibleAt(cls, t, 0) > t;
+  }
+
+  /** Seconds until a foreground call of this class could go (0 when it could go now), capped. */
+  retryAfterSeconds(cls: BudgetClass): number {
+    const t = this.clock.now();
+    const ahead = this.queue.filter((w) => w.cls === cls).length;
+    const wait = this.eligibleAt(cls, t, ahead) - t;
+    return wait <= 0 ? 0 : this.capSeconds(wait);
+  }
+
+  snapshot(): BudgetSnapshot {
+    const t = this.clock.now();
+    const cls = (c: BudgetClass) => {
+      const s = this.classes[c];
+      this.prune(s, t);
+      return { limit: s.limit, usedInWindow: s.log.length, blockedUntil: s.blockedUntil, queued: this.queue.filter((w) => w.cls === c).length };
+    };
+    return { inFlight: this.inFlight, queued: this.queue.length, classes: { repository: cls('repository'), webhook: cls('webhook'), other: cls('other') } };
+  }
+
+  // --- decisions --------------------------------------------------------------------------------
+
+  /**
+   * Earliest time at which a call of class `cls` could go with `ahead` calls of the class queued
+   * before it (ignoring concurrency, which frees within one upstream round trip).
+   */
+  private eligibleAt(cls: BudgetClass, t: number, ahead: number): number {
+    const s = this.classes[cls];
+    this.prune(s, t);
+    let at = Math.max(t, s.blockedUntil);
+    if (!Number.isFinite(s.limit)) return at;
+    const n = s.log.length;
+    // Hard window: the call after `ahead` others needs n + ahead + 1 <= limit, i.e. the
+    // (n + ahead + 1 - limit) oldest calls must have left the window.
+    const mustLeave = n + ahead + 1 - s.limit;
+    if (mustLeave > 0) at = Math.max(at, mustLeave <= n ? s.log[mustLeave - 1] + HOUR_MS : t + HOUR_MS);
+    // Pacing: past the burst share, spread what is left over the time until the oldest call leaves.
+    if (this.pacing(s, t)) {
+      const remaining = s.limit - n;
+      if (remaining > 0 && n > 0) {
+        const spacing = (s.log[0] + HOUR_MS - t) / remaining;
+        at = Math.max(at, s.lastCall + spacing * (ahead + 1));
+      }
+    }
+    return at;
+  }
+
+  private pacing(s: ClassState, t: number): boolean {
+    return s.log.length >= this.cfg.burstShare * s.limit || s.nearLimitUntil > t;
+  }
+
+  private tryBackground(cls: BudgetClass, t: number): Admission {
+    const s = this.classes[cls];
+    this.prune(s, t);
+    if (this.queue.length > 0 || this.inFlight >= this.cfg.maxConcurrent) return { ok: false, retryAfterSeconds: 1, reason: 'busy' };
+    if (s.blockedUntil > t) return { ok: false, retryAfterSeconds: this.capSeconds(s.blockedUntil - t), reason: 'backoff' };
+    if (Number.isFinite(s.limit) && (s.log.length >= this.cfg.backgroundShare * s.limit || s.nearLimitUntil > t || this.eligibleAt(cls, t, 0) > t)) {
+      return { ok: false, retryAfterSeconds: this.capSeconds(Math.max(1000, this.eligibleAt(cls, t, 0) - t)), reason: 'background' };
+    }
+    return this.grant(cls, t);
+  }
+
+  private grant(cls: BudgetClass, t: number): Permit {
+    const s = this.classes[cls];
+    s.log.push(t);
+    s.lastCall = t;
+    this.inFlight++;
+    this.granted[cls]++;
+    let released = false;
+    return {
+      ok: true,
+      release: (answer) => {
+        if (released) return;
+        released = true;
+        this.inFlight--;
+        if (answer) this.learn(cls, answer);
+        this.pump();
+      },
+    };
+  }
+
+  private refuse(cls: BudgetClass, waitMs: number, t: number): Refusal {
+    const s = this.classes[cls];
+    const reason: Refusal['reason'] = s.blockedUntil > t ? 'backoff' : waitMs > 0 ? 'budget' : 'busy';
+    this.refused[reason]++;
+    return { ok: false, retryAfterSeconds: this.capSeconds(Math.max(waitMs, 1)), reason };
+  }
+
+  private capSeconds(ms: number): number {
+    return Math.min(this.cfg.maxRetryAfterSeconds, Math.max(1, Math.ceil(ms / 1000)));
+  }
+
+  /** What an upstream answer says about the budget: 429 backoff, scaled limits, near-limit. */
+  private learn(cls: BudgetClass, answer: Pick<ApiAnswer, 'status' | 'headers'>): void {
+    const s = this.classes[cls];
+    const t = this.clock.now();
+    const limit = Number(answer.headers['x-ratelimit-limit']);
+    if (Number.isInteger(limit) && limit > 0 && Number.isFinite(s.limit)) s.limit = limit;
+    if (/^true$/i.test(answer.headers['x-ratelimit-nearlimit'] ?? '')) s.nearLimitUntil = t + NEAR_LIMIT_HOLD_MS;
+    if (answer.status === 429) {
+      const ra = parseRetryAfter(answer.headers['retry-after'], t);
+      const wait = ra ?? s.backoffMs;
+      s.blockedUntil = Math.max(s.blockedUntil, t + Math.min(wait, this.cfg.maxRetryAfterSeconds * 1000));
+      if (ra === undefined) s.backoffMs = Math.min(s.backoffMs * 2, this.cfg.maxRetryAfterSeconds * 1000);
+    } else if (answer.status < 500) {
+      s.backoffMs = FIRST_BACKOFF_MS;
+    }
+  }
+
+  private prune(s: ClassState, t: number): void {
+    let i = 0;
+    while (i < s.log.length && s.log[i] <= t - HOUR_MS) i++;
+    if (i > 0) s.log.splice(0, i);
+  }
+
+  /** Grants queued calls that may go now, in order within each class; schedules the next wake-up. */
+  private pump(): void {
+    const t = this.clock.now();
+    const blocked = new Set<BudgetClass>();
+    let nextAt = Infinity;
+    for (let i = 0; i < this.queue.length; ) {
+      const w = this.queue[i];
+      if (this.inFlight >= this.cfg.maxConcurrent) break;
+      if (blocked.has(w.cls)) {
+        i++;
+        continue;
+      }
+      const at = this.eligibleAt(w.cls, t, 0);
+      if (at > t) {
+        blocked.add(w.cls);
+        nextAt = Math.min(nextAt, at);
+        i++;
+        continue;
+      }
+      this.queue.splice(i, 1);
+      w.cancelDeadline();
+      w.resolve(this.grant(w.cls, t));
+    }
+    if (this.wake && (this.wake.at !== nextAt || this.queue.length === 0)) {
+      this.wake.cancel();
+      this.wake = undefined;
+    }
+    if (!this.wake && Number.isFinite(nextAt) && this.queue.length > 0) {
+      const at = nextAt;
+      this.wake = {
+        at,
+        cancel: this.clock.setTimer(at - t, () => {
+          if (this.wake?.at === at) this.wake = undefined;
+          this.pump();
+        }),
+      };
+    }
+  }
+}
+
+/** `Retry-After` as milliseconds from `now`: delta-seconds or an HTTP date; undefined if absent/invalid. */
+export function parseRetryAfter(value: string | undefined, now: number): number | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const d = Date.parse(v);
+  if (Number.isNaN(d)) return undefined;
+  return Math.max(0, d - now);
+}
