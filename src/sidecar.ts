@@ -17,14 +17,21 @@ import { learningSource } from './scope/learn';
 import { UpstreamClient } from './upstream/client';
 import { upstreamCredentials } from './upstream/credentials';
 import { upstreamSource } from './upstream/source';
+import { ResponseCache } from './cache/cache';
+import { credentialId } from './cache/key';
+import { BudgetGovernor, budgetClassOf } from './upstream/budget';
+import { systemClock, type Clock } from './upstream/budget-clock';
+import { budgetSource } from './upstream/budget-source';
 
 export const VERSION = '0.1.0';
 
 export interface SidecarOptions {
   logger?: Logger;
   now?: () => number;
-  /** Wraps the REST source (the cache stage plugs in here). */
+  /** Wraps the upstream REST source, inside the cache and the budget governor (tests). */
   wrapSource?: (inner: Source) => Source;
+  /** Clock of the budget governor (tests, the budget benchmark); defaults to the system clock. */
+  clock?: Clock;
   handlers?: Partial<Record<'git' | 'oauth' | 'avatar', StreamHandler>>;
 }
 
@@ -40,6 +47,9 @@ export interface Sidecar {
   reload(next: Config): { applied: string[]; needsRestart: string[] };
   facts: ScopeFacts;
   upstream: UpstreamClient;
+  /** Stage 5; its invalidate* methods are the invalidation API (webhook relay, writes). */
+  cache: ResponseCache;
+  budget: BudgetGovernor;
   /** The request handler for every listener. */
   app: express.Express;
   close(): Promise<void>;
@@ -62,7 +72,17 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     userAgent: `bitbucket-sidecar/${VERSION}`,
   });
   const rest = upstreamSource(upstream);
-  const source = learningSource(options.wrapSource ? options.wrapSource(rest) : rest, facts);
+  // learning → cache → budget → upstream (ARCHITECTURE §3 stages 5-6).
+  const clock = options.clock ?? (options.now ? { ...systemClock, now: options.now } : systemClock);
+  const budget = new BudgetGovernor(config.upstream.budget, clock);
+  const cache = new ResponseCache(config.cache, {
+    credential: credentialId(creds.rest),
+    now: () => clock.now(),
+    pressure: (call) => budget.wouldWait(budgetClassOf(call)),
+    onBackgroundError: (e, call) => logger.warn({ route: call.route.id, err: (e as Error).message }, 'background refresh failed'),
+  });
+  const metered = budgetSource(options.wrapSource ? options.wrapSource(rest) : rest, budget);
+  const source = learningSource(cache.wrap(metered), facts);
   const gate = new ScopeGate(facts, source);
   const git = createGitProxy({
     webUrl: config.upstream.webUrl,
@@ -111,6 +131,8 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     },
     facts,
     upstream,
+    cache,
+    budget,
     app,
     close: () => {
       git.close();

@@ -61,6 +61,54 @@ const client = z
   .strict()
   .refine((c) => c.token || c.tokens || c.oauth, { message: 'needs token, tokens or oauth' });
 
+// Cache and budget (README "Configuration reference: cache and budget"). Defaults live in
+// src/cache/cache.ts and src/upstream/budget.ts.
+const seconds = z.number().int().min(0).max(30 * 86_400);
+const share = z.number().min(0).max(1);
+const freshnessSchema = z
+  .object({
+    immutableSeconds: seconds.default(86_400),
+    metadataSeconds: seconds.default(300),
+    listSeconds: seconds.default(30),
+    notFoundSeconds: seconds.default(60),
+  })
+  .strict();
+const cacheSchema = z
+  .object({
+    maxBytes: byteSize.default(256 * 1024 ** 2),
+    freshness: freshnessSchema.default({ immutableSeconds: 86_400, metadataSeconds: 300, listSeconds: 30, notFoundSeconds: 60 }),
+    staleWhileRevalidateSeconds: seconds.default(30),
+    staleIfErrorSeconds: seconds.default(86_400),
+  })
+  .strict()
+  .default({
+    maxBytes: 256 * 1024 ** 2,
+    freshness: { immutableSeconds: 86_400, metadataSeconds: 300, listSeconds: 30, notFoundSeconds: 60 },
+    staleWhileRevalidateSeconds: 30,
+    staleIfErrorSeconds: 86_400,
+  });
+const BUDGET_DEFAULTS = {
+  repositoryRequestsPerHour: 1000,
+  webhookRequestsPerHour: 1000,
+  maxConcurrent: 16,
+  maxQueueWaitMs: 20_000,
+  maxRetryAfterSeconds: 600,
+  backgroundShare: 0.5,
+  burstShare: 0.5,
+};
+const budgetSchema = z
+  .object({
+    repositoryRequestsPerHour: z.number().int().min(1).default(BUDGET_DEFAULTS.repositoryRequestsPerHour),
+    webhookRequestsPerHour: z.number().int().min(1).default(BUDGET_DEFAULTS.webhookRequestsPerHour),
+    maxConcurrent: z.number().int().min(1).max(1024).default(BUDGET_DEFAULTS.maxConcurrent),
+    maxQueueWaitMs: z.number().int().min(0).max(600_000).default(BUDGET_DEFAULTS.maxQueueWaitMs),
+    maxRetryAfterSeconds: z.number().int().min(1).max(86_400).default(BUDGET_DEFAULTS.maxRetryAfterSeconds),
+    backgroundShare: share.default(BUDGET_DEFAULTS.backgroundShare),
+    burstShare: share.default(BUDGET_DEFAULTS.burstShare),
+  })
+  .strict()
+  .default(BUDGET_DEFAULTS);
+
 const upstreamAuth = z.discriminatedUnion('type', [
   z.object({ type: z.literal('basic'), username: z.string().min(1), password: z.string().min(1) }).strict(),
   z.object({ type: z.literal('bearer'), token: z.string().min(1) }).strict(),
@@ -96,10 +144,7 @@ export const configSchema = z
         webUrl: httpUrl.default('https://bitbucket.org'),
         auth: upstreamAuth,
         gitAuth: z.object({ username: z.string().min(1), password: z.string().min(1) }).strict().optional(),
-        budget: z
-          .object({ repositoryRequestsPerHour: z.number().int().min(1).default(1000) })
-          .strict()
-          .default({ repositoryRequestsPerHour: 1000 }),
+        budget: budgetSchema,
         timeouts: z
           .object({ connectMs: z.number().int().min(100).default(10_000), responseMs: z.number().int().min(100).default(30_000) })
           .strict()
@@ -107,10 +152,7 @@ export const configSchema = z
       })
       .strict(),
     clients: z.array(client).min(1),
-    cache: z
-      .object({ maxBytes: byteSize.default(256 * 1024 ** 2) })
-      .strict()
-      .default({ maxBytes: 256 * 1024 ** 2 }),
+    cache: cacheSchema,
     webhooks: z
       .object({ secret: z.string().min(1).optional(), forwardTo: httpUrl.optional(), path: z.string().startsWith('/').optional() })
       .strict()
