@@ -112,12 +112,13 @@ export function gitEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
  */
 export const CREDENTIAL_HELPER = ['-c', 'credential.helper=', '-c', 'credential.helper=!f() { test "$1" = get && echo username=${GIT_USER:-x-bitbucket-api-token-auth} && echo password=$GIT_TOKEN; }; f'];
 
-export function spawnGit(args: string[], opts: { cwd?: string; token?: string; user?: string; env?: Record<string, string> } = {}): ChildProcess {
+/** `group`: run git in its own process group, so that the whole tree (git, git-remote-http) can be killed like a CI job. */
+export function spawnGit(args: string[], opts: { cwd?: string; token?: string; user?: string; env?: Record<string, string>; group?: boolean } = {}): ChildProcess {
   const extra: Record<string, string> = { ...(opts.env ?? {}) };
   if (opts.token) extra.GIT_TOKEN = opts.token;
   if (opts.user) extra.GIT_USER = opts.user;
   const helper = opts.token ? CREDENTIAL_HELPER : ['-c', 'credential.helper='];
-  return spawn('git', [...helper, ...args], { cwd: opts.cwd, env: gitEnv(extra), stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn('git', [...helper, ...args], { cwd: opts.cwd, env: gitEnv(extra), stdio: ['ignore', 'pipe', 'pipe'], detached: opts.group ?? false });
 }
 
 export function runGit(args: string[], opts: { cwd?: string; token?: string; user?: string; env?: Record<string, string> } = {}): Promise<GitRun> {
