@@ -22,6 +22,10 @@ interface Pending {
 class BatchProcess {
   private readonly child: ChildProcessWithoutNullStreams;
   private buf: Buffer = Buffer.alloc(0);
+  /** chunks received while waiting for `need` bytes (avoids quadratic concatenation of large objects) */
+  private chunks: Buffer[] = [];
+  private received = 0;
+  private need = 0;
   private readonly queue: Pending[] = [];
   private dead: Error | undefined;
   idleTimer: NodeJS.Timeout | undefined;
@@ -59,7 +63,21 @@ class BatchProcess {
   }
 
   private onData(chunk: Buffer): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    this.chunks.push(chunk);
+    this.received += chunk.length;
+    if (this.received < this.need) return;
+    this.buf = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
+    this.chunks = [];
+    this.received = 0;
+    this.need = 0;
+    this.parse();
+    if (this.buf.length) {
+      this.chunks = [this.buf];
+      this.received = this.buf.length;
+    }
+  }
+
+  private parse(): void {
     while (this.queue.length) {
       const nl = this.buf.indexOf(0x0a);
       if (nl < 0) return;
@@ -83,7 +101,10 @@ class BatchProcess {
         head.resolve({ sha, type, size });
         continue;
       }
-      if (this.buf.length < nl + 1 + size + 1) return;
+      if (this.buf.length < nl + 1 + size + 1) {
+        this.need = nl + 1 + size + 1;
+        return;
+      }
       const data = Buffer.from(this.buf.subarray(nl + 1, nl + 1 + size));
       this.buf = this.buf.subarray(nl + 1 + size + 1);
       this.queue.shift();

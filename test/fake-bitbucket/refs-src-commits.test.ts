@@ -203,3 +203,15 @@ describe('src', () => {
     expect((await raw(fake, 'HEAD', `${R}/src/main/Nope`)).status).toBe(404);
   });
 });
+
+describe('large objects', () => {
+  test('a 3 MiB file pushed with pushCommit is served intact (raw and meta size)', async () => {
+    const big = Array.from({ length: 3 * 1024 * 16 }, (_, i) => `${String(i).padStart(63, '.')}\n`).join('');
+    const sha = await fake.pushCommit('acme', 'service-api', 'big-file', { 'data/big.txt': big }, 'Add a big file');
+    const meta = (await get(fake, `${R}/src/${sha}/data%2Fbig.txt?format=meta`)).json();
+    expect(meta.size).toBe(Buffer.byteLength(big));
+    const r = await get(fake, `${R}/src/big-file/data/big.txt`);
+    expect(r.body.length).toBe(Buffer.byteLength(big));
+    expect(r.text === big).toBe(true);
+  });
+});
