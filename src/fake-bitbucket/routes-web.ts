@@ -15,6 +15,7 @@ export const AVATAR_PNG = Buffer.from(
 );
 
 const GIT_BODY_LOG_LIMIT = 4 * 1024 * 1024;
+const SMART_HTTP_PATHS = new Set(['info/refs', 'git-upload-pack', 'git-receive-pack']);
 
 export function handleWeb(state: FakeState, method: string, t: ParsedTarget): ApiResult {
   const s = t.segments.filter((x, i) => !(x === '' && i === t.segments.length - 1));
@@ -58,9 +59,16 @@ export async function handleGit(state: FakeState, req: IncomingMessage, res: Ser
     res.end('Repository not found\n');
     return;
   }
+  const service = rest.join('/');
+  if (!SMART_HTTP_PATHS.has(service)) {
+    // only the smart protocol, like Bitbucket (no dumb-protocol object or alternates paths)
+    req.resume();
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('Not Found\n');
+    return;
+  }
   const chunks: Buffer[] = [];
   let logged = 0;
-  const service = rest.join('/');
   const code = await serveGit(req, res, {
     gitDir: repo.gitDir,
     pathRest: service,

@@ -70,9 +70,14 @@ describe('git smart HTTP', () => {
     expect((await runGit(['ls-remote', apiCreds])).code).not.toBe(0);
   });
 
-  test('unknown repository → 404', async () => {
-    const r = await get(fake, '/acme/nope.git/info/refs?service=git-upload-pack', { auth: `Basic ${Buffer.from(`x-token-auth:${fake.credentials.apiToken}`).toString('base64')}` });
-    expect(r.status).toBe(404);
+  test('unknown repository or a non-smart-HTTP path → 404', async () => {
+    const auth = `Basic ${Buffer.from(`x-token-auth:${fake.credentials.apiToken}`).toString('base64')}`;
+    expect((await get(fake, '/acme/nope.git/info/refs?service=git-upload-pack', { auth })).status).toBe(404);
+    for (const path of ['/acme/service-api.git/objects/info/alternates', '/acme/service-api.git/HEAD', '/acme/service-api.git/info%2F..%2F..%2Fconfig', '/acme/service-api.git/config']) {
+      const r = await get(fake, path, { auth });
+      expect([path, r.status]).toEqual([path, 404]);
+      expect(r.text).not.toContain('store.git');
+    }
   });
 
   test('git push (receive-pack) shows up in the next API answers', async () => {
