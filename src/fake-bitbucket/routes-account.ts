@@ -5,9 +5,26 @@ import type { FakeRepository, RepoRole } from './model';
 
 const ROLE_RANK: Record<RepoRole, number> = { member: 1, contributor: 2, admin: 3, owner: 4 };
 
+const REPO_PERMISSION: Record<RepoRole, string> = { member: 'read', contributor: 'write', admin: 'admin', owner: 'admin' };
+
+/** /2.0/user, /2.0/user/permissions/workspaces, /2.0/user/permissions/repositories */
 export function handleUser(req: ApiRequest, rest: string[]): ApiResult {
   if (req.method !== 'GET' && req.method !== 'HEAD') return methodNotAllowed();
-  if (rest.length === 0) return json(200, req.state.render.user(req.state.model.currentUser));
+  const { model, render } = req.state;
+  const me = render.userMini(model.currentUser);
+  if (rest.length === 0) return json(200, render.user(model.currentUser));
+  if (rest[0] === 'permissions' && rest[1] === 'workspaces' && rest.length === 2) {
+    const values = model.workspaces.map((w) => {
+      const own = w.kind === 'personal' && w.owner === model.currentUser.nickname;
+      const admin = model.repositoriesOf(w.slug).some((r) => ROLE_RANK[r.role] >= ROLE_RANK.admin);
+      return { type: 'workspace_membership', permission: own ? 'owner' : admin ? 'collaborator' : 'member', user: me, workspace: render.workspaceMini(w) };
+    });
+    return listResult(req, values, { defaultPagelen: 10, maxPagelen: 100 });
+  }
+  if (rest[0] === 'permissions' && rest[1] === 'repositories' && rest.length === 2) {
+    const values = model.repositories.map((r) => ({ type: 'repository_permission', permission: REPO_PERMISSION[r.role], user: me, repository: render.repoMini(r) }));
+    return listResult(req, values, { defaultPagelen: 10, maxPagelen: 100 });
+  }
   return notFound('Resource not found');
 }
 

@@ -51,6 +51,17 @@ describe('user and workspaces', () => {
     expect(u.account_id).toMatch(/^557058:/);
   });
 
+  test('permissions of the upstream person', async () => {
+    const ws = (await get(fake, '/2.0/user/permissions/workspaces?pagelen=100')).json().values;
+    expect(ws.map((m: { permission: string; workspace: { slug: string } }) => [m.workspace.slug, m.permission])).toEqual([
+      ['acme', 'collaborator'],
+      ['jdoe', 'owner'],
+      ['other', 'member'],
+    ]);
+    const repos = (await get(fake, '/2.0/user/permissions/repositories?pagelen=100&q=permission%3D%22read%22')).json().values;
+    expect(repos.map((p: { repository: { full_name: string } }) => p.repository.full_name)).toEqual(['other/widgets']);
+  });
+
   test('workspace by slug (any case) and by %7Buuid%7D', async () => {
     const acme = fake.model.findWorkspace('acme')!;
     const bySlug = (await get(fake, '/2.0/workspaces/ACME')).json();
