@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +34,24 @@ export interface FakeBitbucketServer extends FakeBitbucket {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Temp data dirs of running fakes, removed synchronously if the process exits without close(). */
+const ownedDirs = new Set<string>();
+let exitHook = false;
+function ownDataDir(dir: string): void {
+  ownedDirs.add(dir);
+  if (exitHook) return;
+  exitHook = true;
+  process.once('exit', () => {
+    for (const d of ownedDirs) {
+      try {
+        rmSync(d, { recursive: true, force: true });
+      } catch {
+        /* best effort */
+      }
+    }
+  });
+}
 
 async function apiPipeline(state: FakeState, req: IncomingMessage, target: ParsedTarget, body: Buffer): Promise<ApiResult> {
   if (target.badEncoding) return apiError(400, 'Malformed percent-encoding in the request path');
@@ -110,13 +129,17 @@ export async function startFakeBitbucket(opts: FakeBitbucketOptions = {}): Promi
     if ((await readdir(dataDir)).length > 0) throw new Error(`fake-bitbucket dataDir ${dataDir} is not empty`);
   } else {
     dataDir = await mkdtemp(join(tmpdir(), 'fake-bitbucket-'));
+    ownDataDir(dataDir);
   }
   const seed = opts.seed ?? 'demo';
   let model;
   try {
     model = await applySeed(seed === 'demo' ? demoSeed() : generatedSeed(seed), dataDir);
   } catch (e) {
-    if (ownDir) await rm(dataDir, { recursive: true, force: true });
+    if (ownDir) {
+      await rm(dataDir, { recursive: true, force: true });
+      ownedDirs.delete(dataDir);
+    }
     throw e;
   }
 
@@ -182,7 +205,10 @@ export async function startFakeBitbucket(opts: FakeBitbucketOptions = {}): Promi
           server.closeAllConnections();
         });
         state.close();
-        if (ownDir) await rm(dataDir, { recursive: true, force: true });
+        if (ownDir) {
+          await rm(dataDir, { recursive: true, force: true });
+          ownedDirs.delete(dataDir);
+        }
       })();
       return closed;
     },
