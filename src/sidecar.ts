@@ -22,6 +22,7 @@ import { credentialId } from './cache/key';
 import { BudgetGovernor, budgetClassOf } from './upstream/budget';
 import { systemClock, type Clock } from './upstream/budget-clock';
 import { budgetSource } from './upstream/budget-source';
+import { createWebhooks, type Webhooks } from './webhooks';
 
 export const VERSION = '0.1.0';
 
@@ -50,6 +51,8 @@ export interface Sidecar {
   /** Stage 5; its invalidate* methods are the invalidation API (webhook relay, writes). */
   cache: ResponseCache;
   budget: BudgetGovernor;
+  /** Webhook relay (when `webhooks:` is configured; `queueDepth()` for metrics) and warm refresher. */
+  webhooks: Webhooks;
   /** The request handler for every listener. */
   app: express.Express;
   close(): Promise<void>;
@@ -82,7 +85,8 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     onBackgroundError: (e, call) => logger.warn({ route: call.route.id, err: (e as Error).message }, 'background refresh failed'),
   });
   const metered = budgetSource(options.wrapSource ? options.wrapSource(rest) : rest, budget);
-  const source = learningSource(cache.wrap(metered), facts);
+  const webhooks = createWebhooks(config, { clients: () => clients.clients, facts, cache, upstream: metered, budget, clock, logger, userAgent: `bitbucket-sidecar/${VERSION}` });
+  const source = learningSource(webhooks.observe(cache.wrap(metered)), facts);
   const gate = new ScopeGate(facts, source);
   const git = createGitProxy({
     webUrl: config.upstream.webUrl,
@@ -95,6 +99,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   const names = faceNames(config.server.https?.hostnames ?? ['api.bitbucket.org', 'bitbucket.org']);
   const ops = opsRouter({
     ready: async () => ({ ok: true, checks: { config: 'loaded' } }),
+    webhook: webhooks.relay && { path: webhooks.relay.settings.path, handler: webhooks.relay.handler },
   });
 
   const pipeline = createPipeline({
@@ -133,9 +138,11 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     upstream,
     cache,
     budget,
+    webhooks,
     app,
-    close: () => {
+    close: async () => {
       git.close();
+      await webhooks.close();
       return upstream.close();
     },
   };

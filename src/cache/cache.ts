@@ -150,6 +150,47 @@ export class ResponseCache {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight.values()]);
   }
 
+  // --- refresh-ahead (the warm refresher, src/webhooks/refresher.ts) -----------------------------
+
+  /** Freshness bookkeeping of the answer stored for a call, if any (never served from here). */
+  peekEntry(call: ApiCall): Pick<Entry, 'status' | 'storedAt' | 'freshUntil' | 'invalidated'> | undefined {
+    if (!freshnessOf(call)) return undefined;
+    return this.store.peek(cacheKey(call, this.deps.credential));
+  }
+
+  /**
+   * Fetches a call again through `inner` at background priority and stores the answer however fresh
+   * the stored one still is, so clients never see it expire. Nothing is stored when the budget
+   * refuses or upstream fails ('busy': the same call is already in flight).
+   */
+  async refresh(call: ApiCall, inner: Source): Promise<'stored' | 'refused' | 'failed' | 'busy'> {
+    const cls = freshnessOf(call);
+    if (!cls) return 'failed';
+    const key = cacheKey(call, this.deps.credential);
+    if (this.inflight.has(key)) return 'busy';
+    this.stats.revalidations++;
+    const { outcome } = await this.fetch(key, call, cls, inner, true);
+    if (outcome.refused) return 'refused';
+    return outcome.stored ? 'stored' : 'failed';
+  }
+
+  /**
+   * Extends a stored 200's freshness by its class lifetime without asking upstream — for answers a
+   * working webhook vouches for (a change would have invalidated them). Invalidated answers are not
+   * renewed; `Age` keeps counting from when upstream gave the answer.
+   */
+  renew(call: ApiCall): boolean {
+    const cls = freshnessOf(call);
+    if (!cls) return false;
+    const e = this.store.peek(cacheKey(call, this.deps.credential));
+    if (!e || e.invalidated || e.status !== 200) return false;
+    const s = this.settings;
+    e.freshUntil = Math.max(e.freshUntil, this.now() + lifetimeMs(cls, e.status, s.freshness));
+    e.revalidateUntil = Math.max(e.revalidateUntil, e.freshUntil + s.staleWhileRevalidateSeconds * 1000);
+    e.keepUntil = Math.max(e.keepUntil, e.freshUntil + Math.max(s.staleWhileRevalidateSeconds, s.staleIfErrorSeconds) * 1000);
+    return true;
+  }
+
   // --- the stage ---------------------------------------------------------------------------------
 
   private async answer(call: ApiCall, inner: Source): Promise<ApiAnswer> {

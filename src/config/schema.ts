@@ -45,6 +45,71 @@ const scopeRule = z
   })
   .strict();
 
+// Webhook relay, state directory and warm refresher (README "Webhook relay"; src/webhooks/).
+/** Jenkins' hook URL: the plugin refuses a Cloud delivery that carries a `server_url` query parameter. */
+const hookUrl = httpUrl.refine((u) => !new URL(u).searchParams.has('server_url'), 'must not carry a server_url query parameter (Jenkins would not treat the delivery as Bitbucket Cloud)');
+const WEBHOOK_QUEUE_DEFAULTS = { maxEntries: 10_000, retryMinSeconds: 1, retryMaxSeconds: 300, timeoutSeconds: 10, maxAgeSeconds: 7 * 86_400, dedupSeconds: 86_400 };
+const webhooksSchema = z
+  .object({
+    secret: z.string().min(1).optional(),
+    forwardTo: hookUrl.optional(),
+    path: z
+      .string()
+      .regex(/^\/_sidecar(?:\/[A-Za-z0-9._~-]+)+$/, 'must be a path under /_sidecar/ (the only prefix served without client credentials)')
+      .refine((p) => !['/_sidecar/health', '/_sidecar/ready', '/_sidecar/metrics'].includes(p), 'is already used by the operations endpoints')
+      .default('/_sidecar/webhooks/bitbucket'),
+    maxBodyBytes: byteSize.default(5 * 1024 ** 2),
+    queue: z
+      .object({
+        maxEntries: z.number().int().min(1).max(10_000_000).default(WEBHOOK_QUEUE_DEFAULTS.maxEntries),
+        retryMinSeconds: z.number().min(0.001).max(3600).default(WEBHOOK_QUEUE_DEFAULTS.retryMinSeconds),
+        retryMaxSeconds: z.number().min(0.001).max(86_400).default(WEBHOOK_QUEUE_DEFAULTS.retryMaxSeconds),
+        timeoutSeconds: z.number().min(0.1).max(600).default(WEBHOOK_QUEUE_DEFAULTS.timeoutSeconds),
+        maxAgeSeconds: z.number().int().min(0).default(WEBHOOK_QUEUE_DEFAULTS.maxAgeSeconds),
+        dedupSeconds: z.number().int().min(0).max(30 * 86_400).default(WEBHOOK_QUEUE_DEFAULTS.dedupSeconds),
+      })
+      .strict()
+      .refine((q) => q.retryMinSeconds <= q.retryMaxSeconds, { message: 'must not exceed retryMaxSeconds', path: ['retryMinSeconds'] })
+      .default(WEBHOOK_QUEUE_DEFAULTS),
+  })
+  .strict()
+  .optional();
+const REFRESH_DEFAULTS = { enabled: false, budgetShare: 0.2, leadSeconds: 10, intervalSeconds: 1, maxKeys: 5000, forgetAfterSeconds: 86_400, confirmedSeconds: 3600 };
+const refreshSchema = z
+  .object({
+    enabled: z.boolean().default(REFRESH_DEFAULTS.enabled),
+    budgetShare: z.number().min(0).max(1).default(REFRESH_DEFAULTS.budgetShare),
+    leadSeconds: z.number().min(0).max(86_400).default(REFRESH_DEFAULTS.leadSeconds),
+    intervalSeconds: z.number().min(0.01).max(3600).default(REFRESH_DEFAULTS.intervalSeconds),
+    maxKeys: z.number().int().min(1).max(1_000_000).default(REFRESH_DEFAULTS.maxKeys),
+    forgetAfterSeconds: z.number().int().min(1).default(REFRESH_DEFAULTS.forgetAfterSeconds),
+    confirmedSeconds: z.number().int().min(0).default(REFRESH_DEFAULTS.confirmedSeconds),
+  })
+  .strict()
+  .default(REFRESH_DEFAULTS);
+const stateSchema = z.object({ dir: z.string().min(1).default('/var/lib/bitbucket-sidecar') }).strict().default({ dir: '/var/lib/bitbucket-sidecar' });
+
+/** Client `webhooks` need the relay; clients forwarding to one URL must sign with one secret. */
+function checkWebhooks(
+  cfg: { clients: { webhooks?: { forwardTo?: string; secret?: string } }[]; webhooks?: { forwardTo?: string } },
+  ctx: z.RefinementCtx,
+): void {
+  const secrets = new Map<string, { secret: string; index: number }>();
+  cfg.clients.forEach((c, i) => {
+    if (!c.webhooks) return;
+    if (!cfg.webhooks) {
+      ctx.addIssue({ code: 'custom', path: ['clients', i, 'webhooks'], message: 'needs the top-level webhooks section (the relay is off without it)' });
+      return;
+    }
+    const url = c.webhooks.forwardTo ?? cfg.webhooks.forwardTo;
+    if (!url || !c.webhooks.secret) return;
+    const other = secrets.get(url);
+    if (other && other.secret !== c.webhooks.secret) {
+      ctx.addIssue({ code: 'custom', path: ['clients', i, 'webhooks', 'secret'], message: `clients.${other.index} forwards to the same URL with another secret (one URL is one target, signed one way)` });
+    } else if (!other) secrets.set(url, { secret: c.webhooks.secret, index: i });
+  });
+}
+
 const client = z
   .object({
     id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1-64 characters: letters, digits, . _ -'),
@@ -56,7 +121,7 @@ const client = z
       .optional(),
     scope: z.array(scopeRule).min(1),
     permissions: z.array(z.enum(PERMISSIONS)).default(['read']),
-    webhooks: z.object({ forwardTo: httpUrl.optional(), secret: z.string().min(1).optional() }).strict().optional(),
+    webhooks: z.object({ forwardTo: hookUrl.optional(), secret: z.string().min(1).optional() }).strict().optional(),
   })
   .strict()
   .refine((c) => c.token || c.tokens || c.oauth, { message: 'needs token, tokens or oauth' });
@@ -153,13 +218,13 @@ export const configSchema = z
       .strict(),
     clients: z.array(client).min(1),
     cache: cacheSchema,
-    webhooks: z
-      .object({ secret: z.string().min(1).optional(), forwardTo: httpUrl.optional(), path: z.string().startsWith('/').optional() })
-      .strict()
-      .optional(),
+    webhooks: webhooksSchema,
+    state: stateSchema,
+    refresh: refreshSchema,
   })
   .strict()
   .superRefine((cfg, ctx) => {
+    checkWebhooks(cfg, ctx);
     const seen = new Map<string, number>();
     cfg.clients.forEach((c, i) => {
       const id = c.id.toLowerCase();

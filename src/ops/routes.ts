@@ -1,8 +1,11 @@
 import express, { type Router } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface OpsDeps {
   ready: () => Promise<{ ok: boolean; checks: Record<string, string> }>;
   metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** The webhook relay (src/webhooks): `POST {webhooks.path}`, authenticated by its signature, not by a token. */
+  webhook?: { path: string; handler: (req: IncomingMessage, res: ServerResponse) => Promise<void> };
 }
 
 /** `/_sidecar/*` on every listener: health and readiness need no credentials. */
@@ -21,6 +24,10 @@ export function opsRouter(deps: OpsDeps): Router {
       const m = await metrics();
       res.type(m.contentType).send(m.body);
     });
+  }
+  if (deps.webhook) {
+    const { path, handler } = deps.webhook;
+    r.post(path, (req, res) => handler(req, res));
   }
   r.use((_req, res) => {
     res.status(404).json({ type: 'error', error: { message: 'Resource not found' } });
