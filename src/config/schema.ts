@@ -155,11 +155,12 @@ const cacheSchema = z
 const BUDGET_DEFAULTS = {
   repositoryRequestsPerHour: 1000,
   webhookRequestsPerHour: 1000,
-  maxConcurrent: 16,
+  maxConcurrent: 20,
   maxQueueWaitMs: 20_000,
   maxRetryAfterSeconds: 600,
   backgroundShare: 0.5,
   burstShare: 0.5,
+  windowMarginMs: 1000,
 };
 const budgetSchema = z
   .object({
@@ -170,6 +171,7 @@ const budgetSchema = z
     maxRetryAfterSeconds: z.number().int().min(1).max(86_400).default(BUDGET_DEFAULTS.maxRetryAfterSeconds),
     backgroundShare: share.default(BUDGET_DEFAULTS.backgroundShare),
     burstShare: share.default(BUDGET_DEFAULTS.burstShare),
+    windowMarginMs: z.number().int().min(0).max(600_000).default(BUDGET_DEFAULTS.windowMarginMs),
   })
   .strict()
   .default(BUDGET_DEFAULTS);

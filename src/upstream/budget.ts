@@ -30,16 +30,22 @@ export interface BudgetConfig {
   maxRetryAfterSeconds: number;
   backgroundShare: number;
   burstShare: number;
+  /**
+   * Calls are held in our window this much longer than an hour: Bitbucket counts a call when it
+   * arrives, a little after we send it, so at the boundary its window is a bit behind ours.
+   */
+  windowMarginMs: number;
 }
 
 export const DEFAULT_BUDGET: BudgetConfig = {
   repositoryRequestsPerHour: 1000,
   webhookRequestsPerHour: 1000,
-  maxConcurrent: 16,
+  maxConcurrent: 20,
   maxQueueWaitMs: 20_000,
   maxRetryAfterSeconds: 600,
   backgroundShare: 0.5,
   burstShare: 0.5,
+  windowMarginMs: 1000,
 };
 
 /** Bitbucket rate-limit classes: `/2.0/repositories/*` data, webhook management, and the rest. */
@@ -87,6 +93,7 @@ export class BudgetGovernor {
   private readonly classes: Record<BudgetClass, ClassState>;
   private readonly queue: Waiter[] = [];
   private inFlight = 0;
+  private readonly windowMs: number;
   private wake?: { at: number; cancel(): void };
   /** Calls made (granted), by class; for metrics and benchmarks. */
   readonly granted: Record<BudgetClass, number> = { repository: 0, webhook: 0, other: 0 };
@@ -96,6 +103,7 @@ export class BudgetGovernor {
     private readonly cfg: BudgetConfig,
     private readonly clock: Clock = systemClock,
   ) {
+    this.windowMs = HOUR_MS + cfg.windowMarginMs;
     const state = (limit: number): ClassState => ({ limit, log: [], lastCall: -Infinity, blockedUntil: -Infinity, backoffMs: FIRST_BACKOFF_MS, nearLimitUntil: -Infinity });
     this.classes = {
       repository: state(cfg.repositoryRequestsPerHour),
@@ -176,12 +184,12 @@ export class BudgetGovernor {
     // Hard window: the call after `ahead` others needs n + ahead + 1 <= limit, i.e. the
     // (n + ahead + 1 - limit) oldest calls must have left the window.
     const mustLeave = n + ahead + 1 - s.limit;
-    if (mustLeave > 0) at = Math.max(at, mustLeave <= n ? s.log[mustLeave - 1] + HOUR_MS : t + HOUR_MS);
+    if (mustLeave > 0) at = Math.max(at, mustLeave <= n ? s.log[mustLeave - 1] + this.windowMs : t + this.windowMs);
     // Pacing: past the burst share, spread what is left over the time until the oldest call leaves.
     if (this.pacing(s, t)) {
       const remaining = s.limit - n;
       if (remaining > 0 && n > 0) {
-        const spacing = (s.log[0] + HOUR_MS - t) / remaining;
+        const spacing = (s.log[0] + this.windowMs - t) / remaining;
         at = Math.max(at, s.lastCall + spacing * (ahead + 1));
       }
     }
@@ -252,7 +260,7 @@ export class BudgetGovernor {
 
   private prune(s: ClassState, t: number): void {
     let i = 0;
-    while (i < s.log.length && s.log[i] <= t - HOUR_MS) i++;
+    while (i < s.log.length && s.log[i] <= t - this.windowMs) i++;
     if (i > 0) s.log.splice(0, i);
   }
 

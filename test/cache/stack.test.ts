@@ -175,7 +175,7 @@ describe('a Jenkinsfile probe never turns into an error while a stale copy exist
 });
 
 describe('budget and upstream rate limits', () => {
-  const budget = { repositoryRequestsPerHour: 3, maxQueueWaitMs: 0, burstShare: 1, maxRetryAfterSeconds: 3600, backgroundShare: 0 };
+  const budget = { repositoryRequestsPerHour: 3, maxQueueWaitMs: 0, burstShare: 1, maxRetryAfterSeconds: 3600, backgroundShare: 0, windowMarginMs: 0 };
 
   it('budget spent with no stale copy: 429 with the exact seconds until the window frees; with a stale copy: the copy', async () => {
     const env = await stackWith({ upstream: { budget }, cache: { staleWhileRevalidateSeconds: 0 } });

@@ -27,7 +27,7 @@ beforeEach(() => {
 
 function metered(over: Partial<BudgetConfig> = {}) {
   const clock = new ManualClock(1_000_000);
-  const governor = new BudgetGovernor({ ...DEFAULT_BUDGET, maxQueueWaitMs: 0, burstShare: 1, maxRetryAfterSeconds: 3600, ...over }, clock);
+  const governor = new BudgetGovernor({ ...DEFAULT_BUDGET, maxQueueWaitMs: 0, burstShare: 1, maxRetryAfterSeconds: 3600, windowMarginMs: 0, ...over }, clock);
   return { clock, governor, source: budgetSource(upstreamSource(upstream), governor) };
 }
 const apiCalls = () => fake.requests.filter((r) => r.kind === 'api').length;

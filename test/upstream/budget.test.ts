@@ -12,6 +12,7 @@ const cfg = (over: Partial<BudgetConfig> = {}): BudgetConfig => ({
   maxRetryAfterSeconds: 3600,
   backgroundShare: 0.5,
   burstShare: 1, // no pacing unless a test asks for it
+  windowMarginMs: 0,
   ...over,
 });
 
@@ -52,6 +53,16 @@ describe('sliding one-hour window', () => {
     clock.advance(1000);
     expect((await call(g)).ok).toBe(true);
     expect(await call(g)).toEqual({ ok: false, retryAfterSeconds: 10, reason: 'budget' });
+  });
+
+  it('holds calls windowMarginMs longer than an hour (Bitbucket counts them on arrival)', async () => {
+    const clock = new ManualClock(0);
+    const g = new BudgetGovernor(cfg({ repositoryRequestsPerHour: 1, windowMarginMs: 2_000 }), clock);
+    await call(g);
+    clock.advance(HOUR_MS);
+    expect(await call(g)).toEqual({ ok: false, retryAfterSeconds: 2, reason: 'budget' });
+    clock.advance(2_000);
+    expect((await call(g)).ok).toBe(true);
   });
 
   it('rounds partial seconds up and caps Retry-After at maxRetryAfterSeconds', async () => {
