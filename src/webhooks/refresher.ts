@@ -101,7 +101,9 @@ export class WarmRefresher {
   observe(inner: Source): Source {
     return async (call: ApiCall): Promise<ApiAnswer> => {
       const answer = await inner(call);
-      if (!call.background && (call.method === 'GET' || call.method === 'HEAD') && call.route.id in WARM_ROUTES && answer.status === 200) this.track(call);
+      // Derived answers (`/{repo}/?fields=mainbranch.name` from the stored repository) stay derived.
+      const derived = /detail=derived/.test(answer.cacheStatus ?? '');
+      if (!call.background && (call.method === 'GET' || call.method === 'HEAD') && call.route.id in WARM_ROUTES && answer.status === 200 && !derived) this.track(call);
       return answer;
     };
   }
