@@ -24,25 +24,18 @@ function single(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-export interface UpstreamIdentity {
-  /** `host[:port]` of the upstream web URL. */
-  host: string;
-  /** The upstream git credential as an Authorization value. */
-  authorization: string;
-  /** Used when the client sends no usable User-Agent. */
-  userAgent: string;
-}
-
 /**
- * Builds the upstream request headers from scratch. Request bodies are streamed unchanged, so the
- * framing headers (Content-Length or chunked Transfer-Encoding) and Content-Encoding: gzip are
- * kept exactly as the client sent them; the body's meaning is Bitbucket's to check.
+ * The client-derived part of the upstream request headers, built from scratch. Host and the
+ * upstream credential are added by the proxy itself (they never sit on the client's request
+ * object). Request bodies are streamed unchanged, so the framing headers (Content-Length or
+ * chunked Transfer-Encoding) and Content-Encoding: gzip are kept exactly as the client sent them;
+ * the body's meaning is Bitbucket's to check.
  */
-export function upstreamRequestHeaders(client: IncomingHttpHeaders, route: GitRoute, method: string, up: UpstreamIdentity): RequestHeaderResult {
-  const out: OutgoingHttpHeaders = { host: up.host, authorization: up.authorization };
+export function upstreamRequestHeaders(client: IncomingHttpHeaders, route: GitRoute, method: string, defaultUserAgent: string): RequestHeaderResult {
+  const out: OutgoingHttpHeaders = {};
 
   const ua = single(client['user-agent']);
-  out['user-agent'] = ua && PRINTABLE.test(ua) ? ua : up.userAgent;
+  out['user-agent'] = ua && PRINTABLE.test(ua) ? ua : defaultUserAgent;
 
   const accept = single(client.accept);
   if (accept && PRINTABLE.test(accept)) out.accept = accept;

@@ -63,7 +63,6 @@ export function createGitProxy(settings: GitProxySettings): GitProxy {
   // that a streamed POST is never written into a connection the server is just closing.
   const agentOptions = { keepAlive: true, timeout: 4_000, scheduling: 'lifo' as const };
   const agent = secure ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
-  const identity = { host: base.host, authorization: settings.authorization, userAgent: settings.userAgent };
   const inflight = new WeakMap<IncomingMessage, InFlight>();
   const log = settings.logger.child({ component: 'git' });
 
@@ -71,6 +70,9 @@ export function createGitProxy(settings: GitProxySettings): GitProxy {
     router: (req) => inflight.get(req)?.target.url,
     ignorePath: true,
     changeOrigin: false,
+    // Merged over the client-derived headers of every request; kept here rather than on the
+    // client's request object, where later code could read or log it.
+    headers: { host: base.host, authorization: settings.authorization },
     xfwd: false,
     selfHandleResponse: true,
     agent,
@@ -169,14 +171,15 @@ export function createGitProxy(settings: GitProxySettings): GitProxy {
       return Promise.resolve();
     }
     const method = (req.method ?? 'GET').toUpperCase();
-    const headers = upstreamRequestHeaders(req.headers, target.route, method, identity);
+    const headers = upstreamRequestHeaders(req.headers, target.route, method, settings.userAgent);
     if (!headers.ok) {
       sendText(res, headers.status, headers.message, method === 'HEAD');
       return Promise.resolve();
     }
     const f: InFlight = { target, ctx, gzipRequested: headers.headers['accept-encoding'] === 'gzip', clientGone: false };
     inflight.set(req, f);
-    // http-proxy copies `req.headers` into the upstream request; give it only what we built.
+    // http-proxy copies `req.headers` into the upstream request; leave it only what we built
+    // (the client's Authorization and everything else not on the list is gone from here on).
     req.headers = headers.headers as IncomingHttpHeaders;
 
     return new Promise<void>((resolve) => {
