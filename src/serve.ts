@@ -4,7 +4,7 @@ import { ConfigError, loadConfigFile } from './config/load';
 import type { Config } from './config/schema';
 import { watchConfigFile } from './config/watch';
 import { closeServer, createHttpServer, createHttpsServer, listen } from './listen/servers';
-import { startTls, type TlsManager } from './tls';
+import { startTls, TLS_FILES, type TlsManager } from './tls';
 import { createSidecar, type Sidecar, type SidecarOptions } from './sidecar';
 
 export interface RunningSidecar {
@@ -43,6 +43,7 @@ export async function startSidecar(config: Config, options: SidecarOptions = {})
       const httpsServer = createHttpsServer(sidecar.app, { ...https, ...limits }, tls.serverOptions());
       tls.attach(httpsServer);
       httpsPort = await listen(httpsServer, https.host, https.port);
+      sidecar.readiness.watchTls(tls, config.tls.dir, [TLS_FILES.caCert, TLS_FILES.caBundle, TLS_FILES.javaTruststore]);
       servers.push(httpsServer);
       sidecar.logger.info({ port: httpsPort, hostnames: https.hostnames }, 'listening (https)');
     }
@@ -60,7 +61,10 @@ export async function startSidecar(config: Config, options: SidecarOptions = {})
     tls,
     servers,
     async stop(graceMs = 10_000) {
+      sidecar.readiness.draining();
+      const stopSweeping = sidecar.drain.begin(servers);
       await Promise.all(servers.map((s) => closeServer(s, graceMs)));
+      stopSweeping();
       tls?.close();
       await sidecar.close();
     },

@@ -9,6 +9,9 @@ import { createGitProxy, GIT_IDLE_TIMEOUT_MS } from './git';
 import { faceNames } from './listen/face';
 import { createPipeline, type StreamHandler } from './listen/pipeline';
 import { createLogger } from './ops/logger';
+import { ConnectionDrain } from './ops/drain';
+import { countGitBytes, countUpstreamCalls, createMetrics, type SidecarMetrics } from './ops/metrics';
+import { createReadiness, type Readiness } from './ops/readiness';
 import { opsRouter } from './ops/routes';
 import type { Source } from './routes/call';
 import { ScopeFacts } from './scope/facts';
@@ -53,6 +56,12 @@ export interface Sidecar {
   budget: BudgetGovernor;
   /** Webhook relay (when `webhooks:` is configured; `queueDepth()` for metrics) and warm refresher. */
   webhooks: Webhooks;
+  /** Prometheus registry behind /_sidecar/metrics; other stages report through it (src/ops/metrics.ts). */
+  metrics: SidecarMetrics;
+  /** Behind /_sidecar/ready; HTTPS start-up hands it the TLS manager (`watchTls`), shutdown marks it `draining`. */
+  readiness: Readiness;
+  /** Keep-alive connections closed as their answers finish, on shutdown (RunningSidecar.stop). */
+  drain: ConnectionDrain;
   /** The request handler for every listener. */
   app: express.Express;
   close(): Promise<void>;
@@ -74,7 +83,9 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     responseTimeoutMs: config.upstream.timeouts.responseMs,
     userAgent: `bitbucket-sidecar/${VERSION}`,
   });
-  const rest = upstreamSource(upstream);
+  const metrics = createMetrics();
+  const readiness = createReadiness({ upstreamUrl: config.upstream.apiUrl, tlsExpected: config.server.https !== undefined });
+  const rest = countUpstreamCalls(upstreamSource(upstream), metrics, budgetClassOf);
   // learning → cache → budget → upstream (ARCHITECTURE §3 stages 5-6).
   const clock = options.clock ?? (options.now ? { ...systemClock, now: options.now } : systemClock);
   const budget = new BudgetGovernor(config.upstream.budget, clock);
@@ -97,8 +108,13 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     logger,
   });
   const names = faceNames(config.server.https?.hostnames ?? ['api.bitbucket.org', 'bitbucket.org']);
+  metrics.trackTokens(() => clients.tokenUsage());
+  metrics.trackBudget(() => budget.snapshot());
+  metrics.trackCache(() => ({ bytes: cache.store.bytes, entries: cache.store.entries, maxBytes: cache.store.maxBytes }));
+  metrics.trackWebhookQueue(() => webhooks.queueDepth());
   const ops = opsRouter({
-    ready: async () => ({ ok: true, checks: { config: 'loaded' } }),
+    ready: (opts) => readiness.check(opts),
+    metrics: () => metrics.render(),
     webhook: webhooks.relay && { path: webhooks.relay.settings.path, handler: webhooks.relay.handler },
   });
 
@@ -111,15 +127,18 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     names,
     upstream: { api: config.upstream.apiUrl, web: config.upstream.webUrl },
     limits: { maxUrlLength: config.server.maxUrlLength, maxBodyBytes: config.server.maxBodyBytes },
-    handlers: { git: git.handler, oauth: oauth.handler, avatar: avatarHandler(config.upstream.webUrl, () => clients), ...options.handlers },
+    handlers: { git: countGitBytes(git.handler, metrics), oauth: oauth.handler, avatar: avatarHandler(config.upstream.webUrl, () => clients), ...options.handlers },
     ops: (req: IncomingMessage, res: ServerResponse) => ops(req as express.Request, res as express.Response, () => undefined),
     logger,
+    onFinished: (record, seconds) => metrics.observeRequest(record, seconds),
   });
 
+  const drain = new ConnectionDrain();
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
   app.use((req, res) => {
+    drain.track(req, res);
     void pipeline(req, res);
   });
 
@@ -139,6 +158,9 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     cache,
     budget,
     webhooks,
+    metrics,
+    readiness,
+    drain,
     app,
     close: async () => {
       git.close();
