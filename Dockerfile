@@ -1,0 +1,49 @@
+# syntax=docker/dockerfile:1
+#
+# bitbucket-sidecar: build once, run as an unprivileged user with production dependencies only.
+#   docker build -t bitbucket-sidecar .
+#   docker run --rm -p 8080:8080 -p 443:443 bitbucket-sidecar            # demo mode
+#   docker run ... bitbucket-sidecar serve --config /etc/bitbucket-sidecar/config.yaml
+#
+# Port 443 as a non-root user: Docker (>= 20.10) sets net.ipv4.ip_unprivileged_port_start=0 in every
+# container's network namespace, so any user may bind 443 there. compose.yaml sets the same sysctl
+# explicitly (older engines, Podman) and drops every capability. See README "Run with Docker Compose".
+
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+# --- build: dev dependencies, TypeScript → dist/ -------------------------------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# --- runtime ------------------------------------------------------------------------------------
+FROM ${NODE_IMAGE} AS runtime
+# git: the demo's embedded Bitbucket serves real repositories, and git mirrors need it.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+# uid 10001, not 1000: the Jenkins image runs as 1000 and mounts the TLS directory read-only; a
+# different uid keeps the private keys there (mode 0600) unreadable to Jenkins. The TLS directory
+# itself is 0755 so that Jenkins can read the public trust exports (ca.pem, ca-bundle.pem, truststore.p12).
+RUN groupadd --system --gid 10001 sidecar \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/bitbucket-sidecar --no-create-home --shell /usr/sbin/nologin sidecar \
+ && install -d -o 10001 -g 10001 -m 0750 /var/lib/bitbucket-sidecar \
+ && install -d -o 10001 -g 10001 -m 0755 /var/lib/bitbucket-sidecar/tls
+WORKDIR /app
+ENV NODE_ENV=production \
+    HOME=/var/lib/bitbucket-sidecar
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /src/dist ./dist
+USER 10001:10001
+VOLUME ["/var/lib/bitbucket-sidecar"]
+EXPOSE 443 8080
+# Liveness only (the process answers). compose.yaml uses /_sidecar/ready to hold Jenkins back.
+HEALTHCHECK --interval=10s --timeout=4s --start-period=30s --retries=3 \
+  CMD ["node", "dist/ops/healthcheck.js", "http://127.0.0.1:8080/_sidecar/health"]
+ENTRYPOINT ["node", "dist/main.js"]
+CMD ["demo", "--host", "0.0.0.0", "--port", "8080", "--https-port", "443", "--tls-dir", "/var/lib/bitbucket-sidecar/tls"]

@@ -1,0 +1,107 @@
+/**
+ * The image, read from the Dockerfile (no Docker engine here): multi-stage on a Node LTS slim base,
+ * production dependencies only, git present, a non-root user distinct from Jenkins', a health check
+ * that exists in the build output, the state volume, both ports, and an entrypoint that is the
+ * package's own.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { execForm, freePort, parseDockerfile, read, ROOT, type Instruction } from './helpers';
+
+const instructions = parseDockerfile(read('Dockerfile'));
+const of = (op: string, stage?: number): Instruction[] => instructions.filter((i) => i.op === op && (stage === undefined || i.stage === stage));
+const lastStage = Math.max(...instructions.map((i) => i.stage));
+const args = (stageArgs: Record<string, string>, s: string) => s.replace(/\$\{(\w+)\}/g, (_m, n: string) => stageArgs[n] ?? '');
+const globalArgs = Object.fromEntries(
+  instructions.filter((i) => i.op === 'ARG' && i.stage === -1).map((i) => i.args.split('=') as [string, string]),
+);
+const JENKINS_UID = 1000; // jenkins/jenkins runs as uid 1000 (reference §5.1)
+
+describe('Dockerfile', () => {
+  it('is multi-stage on a current Node LTS slim base', () => {
+    const froms = of('FROM').map((f) => args(globalArgs, f.args));
+    expect(froms.length).toBeGreaterThanOrEqual(2);
+    for (const f of froms) {
+      const m = /^node:(\d+)-[a-z]+-slim\b/.exec(f);
+      expect(m).not.toBeNull();
+      const major = Number(m![1]);
+      expect(major % 2).toBe(0); // only even majors become LTS
+      expect(major).toBeGreaterThanOrEqual(22);
+    }
+    expect(froms[0]).toMatch(/ AS build$/i);
+  });
+
+  it('builds in the first stage and ships production dependencies and dist/ only', () => {
+    const buildRuns = of('RUN', 0).map((r) => r.args).join('\n');
+    expect(buildRuns).toMatch(/\bnpm ci\b/);
+    expect(buildRuns).toMatch(/\bnpm run build\b/);
+    const finalRuns = of('RUN', lastStage).map((r) => r.args).join('\n');
+    expect(finalRuns).toMatch(/\bnpm ci --omit=dev\b/);
+    expect(finalRuns).not.toMatch(/npm run build|tsc/);
+    const fromBuild = of('COPY', lastStage).filter((c) => /--from=build\b/.test(c.args));
+    expect(fromBuild.map((c) => c.args)).toEqual([expect.stringMatching(/\/dist \.\/dist$/)]);
+  });
+
+  it('installs git in the runtime stage (demo Bitbucket, mirrors)', () => {
+    const finalRuns = of('RUN', lastStage).map((r) => r.args).join('\n');
+    expect(finalRuns).toMatch(/apt-get install[^&]*\bgit\b/);
+  });
+
+  it('runs as a numeric non-root user that is not Jenkins\' uid and owns the state directory', () => {
+    const users = of('USER', lastStage);
+    expect(users).toHaveLength(1);
+    const [uid, gid] = users[0].args.split(':');
+    expect(uid).toMatch(/^\d+$/);
+    expect(Number(uid)).not.toBe(0);
+    expect(Number(uid)).not.toBe(JENKINS_UID);
+    expect(gid === undefined || Number(gid) !== 0).toBe(true);
+    const setup = of('RUN', lastStage).map((r) => r.args).join('\n');
+    expect(setup).toMatch(new RegExp(`useradd[^&]*--uid ${uid}\\b`));
+    // The TLS directory: owned by that user, world-readable (Jenkins reads the public exports; keys are 0600).
+    expect(setup).toMatch(new RegExp(`install -d -o ${uid} -g \\d+ -m 0755 /var/lib/bitbucket-sidecar/tls\\b`));
+    // The user switch comes after everything that needs root.
+    const lastRoot = instructions.findIndex((i) => i === of('RUN', lastStage).at(-1));
+    expect(instructions.indexOf(users[0])).toBeGreaterThan(lastRoot);
+  });
+
+  it('declares the state volume and exposes 443 and 8080', () => {
+    expect(of('VOLUME', lastStage).map((v) => v.args).join(' ')).toContain('/var/lib/bitbucket-sidecar');
+    const ports = of('EXPOSE', lastStage).flatMap((e) => e.args.split(/\s+/)).map((p) => p.replace(/\/tcp$/, ''));
+    expect(ports).toEqual(expect.arrayContaining(['443', '8080']));
+  });
+
+  it('enters through the package entry point', () => {
+    const pkg = JSON.parse(read('package.json')) as { main: string; bin: Record<string, string> };
+    const entry = execForm(of('ENTRYPOINT', lastStage)[0].args);
+    expect(entry).toEqual(['node', pkg.main]);
+    expect(Object.values(pkg.bin)).toContain(pkg.main);
+    expect(existsSync(path.join(ROOT, pkg.main))).toBe(true);
+  });
+
+  it('has a HEALTHCHECK that needs no curl and fails when nothing answers', async () => {
+    const hc = of('HEALTHCHECK', lastStage);
+    expect(hc).toHaveLength(1);
+    const cmd = execForm(hc[0].args.slice(hc[0].args.indexOf('CMD')));
+    expect(cmd[0]).toBe('node');
+    expect(existsSync(path.join(ROOT, cmd[1]))).toBe(true); // built by test/global-setup.ts like the image's build stage
+    expect(cmd[2]).toBe('http://127.0.0.1:8080/_sidecar/health');
+    // Against a port nobody listens on, the check exits 1 (and quickly).
+    const port = await freePort();
+    const r = spawnSync(cmd[0], [cmd[1], cmd[2].replace(':8080', `:${port}`)], { cwd: ROOT, timeout: 10_000 });
+    expect(r.status).toBe(1);
+  });
+
+  it('.dockerignore keeps secrets, dependencies and build output out of the context but not the sources', () => {
+    const ignored = read('.dockerignore')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
+    expect(ignored).toEqual(expect.arrayContaining(['.git', '.env', 'node_modules', 'dist']));
+    // What the build stage copies must not be ignored.
+    const copied = of('COPY', 0).flatMap((c) => c.args.split(/\s+/).slice(0, -1)).filter((a) => !a.startsWith('--'));
+    expect(copied.length).toBeGreaterThan(0);
+    for (const c of copied) expect(ignored).not.toContain(c);
+    for (const c of copied) expect(existsSync(path.join(ROOT, c))).toBe(true);
+  });
+});
