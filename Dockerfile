@@ -11,10 +11,21 @@
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 
-# --- build: dev dependencies, TypeScript → dist/ -------------------------------------------------
-FROM ${NODE_IMAGE} AS build
+# --- toolchain: native modules (better-sqlite3, the webhook queue) download a prebuilt binary when
+# one exists for this Node and platform, and are compiled by node-gyp otherwise.
+FROM ${NODE_IMAGE} AS toolchain
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
+
+# --- deps: production dependencies only; the runtime stage takes this node_modules as it is --------
+FROM toolchain AS deps
+RUN npm ci --omit=dev --no-audit --no-fund
+
+# --- build: dev dependencies, TypeScript → dist/ -------------------------------------------------
+FROM toolchain AS build
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
@@ -37,7 +48,7 @@ WORKDIR /app
 ENV NODE_ENV=production \
     HOME=/var/lib/bitbucket-sidecar
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=deps /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 USER 10001:10001
 VOLUME ["/var/lib/bitbucket-sidecar"]

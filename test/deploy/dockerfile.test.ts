@@ -17,30 +17,50 @@ const globalArgs = Object.fromEntries(
   instructions.filter((i) => i.op === 'ARG' && i.stage === -1).map((i) => i.args.split('=') as [string, string]),
 );
 const JENKINS_UID = 1000; // jenkins/jenkins runs as uid 1000 (reference §5.1)
+/** Stage names (`FROM x AS name`) → stage index, and each stage's base (an image or an earlier stage). */
+const stages = of('FROM').map((f) => {
+  const [base, , name] = args(globalArgs, f.args).split(/\s+/);
+  return { index: f.stage, base, name };
+});
+const stageNamed = (name: string) => stages.find((s) => s.name?.toLowerCase() === name)!;
+/** The stages a stage is built on, itself included. */
+const lineage = (index: number): number[] => {
+  const s = stages[index];
+  const parent = stages.find((p) => p.name === s.base);
+  return parent ? [...lineage(parent.index), index] : [index];
+};
+const runsOf = (index: number) => lineage(index).flatMap((i) => of('RUN', i).map((r) => r.args)).join('\n');
 
 describe('Dockerfile', () => {
   it('is multi-stage on a current Node LTS slim base', () => {
-    const froms = of('FROM').map((f) => args(globalArgs, f.args));
-    expect(froms.length).toBeGreaterThanOrEqual(2);
-    for (const f of froms) {
-      const m = /^node:(\d+)-[a-z]+-slim\b/.exec(f);
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    const images = stages.filter((s) => !stages.some((p) => p.name === s.base)).map((s) => s.base);
+    expect(images.length).toBeGreaterThanOrEqual(1);
+    for (const image of images) {
+      const m = /^node:(\d+)-[a-z]+-slim$/.exec(image);
       expect(m).not.toBeNull();
       const major = Number(m![1]);
       expect(major % 2).toBe(0); // only even majors become LTS
       expect(major).toBeGreaterThanOrEqual(22);
     }
-    expect(froms[0]).toMatch(/ AS build$/i);
+    expect(lineage(lastStage)).toEqual([lastStage]); // the runtime starts from the clean base, not from a build stage
   });
 
-  it('builds in the first stage and ships production dependencies and dist/ only', () => {
-    const buildRuns = of('RUN', 0).map((r) => r.args).join('\n');
-    expect(buildRuns).toMatch(/\bnpm ci\b/);
-    expect(buildRuns).toMatch(/\bnpm run build\b/);
+  it('builds in a build stage and ships production dependencies (npm ci --omit=dev) and dist/ only', () => {
+    const build = stageNamed('build');
+    expect(runsOf(build.index)).toMatch(/\bnpm ci\b/);
+    expect(runsOf(build.index)).toMatch(/\bnpm run build\b/);
+    const copies = of('COPY', lastStage).filter((c) => /--from=/.test(c.args));
+    const distCopy = copies.filter((c) => /\/dist \.\/dist$/.test(c.args));
+    expect(distCopy.map((c) => /--from=(\S+)/.exec(c.args)![1])).toEqual(['build']);
+    const modules = copies.filter((c) => /\/node_modules \.\/node_modules$/.test(c.args));
+    expect(modules).toHaveLength(1);
+    const depsStage = stageNamed(/--from=(\S+)/.exec(modules[0].args)![1]);
+    expect(runsOf(depsStage.index)).toMatch(/\bnpm ci --omit=dev\b/);
+    expect(runsOf(depsStage.index)).not.toMatch(/npm ci --no-audit|npm install/);
     const finalRuns = of('RUN', lastStage).map((r) => r.args).join('\n');
-    expect(finalRuns).toMatch(/\bnpm ci --omit=dev\b/);
-    expect(finalRuns).not.toMatch(/npm run build|tsc/);
-    const fromBuild = of('COPY', lastStage).filter((c) => /--from=build\b/.test(c.args));
-    expect(fromBuild.map((c) => c.args)).toEqual([expect.stringMatching(/\/dist \.\/dist$/)]);
+    expect(finalRuns).not.toMatch(/npm (ci|install|run build)|tsc/);
+    expect(copies).toHaveLength(2);
   });
 
   it('installs git in the runtime stage (demo Bitbucket, mirrors)', () => {
@@ -98,8 +118,8 @@ describe('Dockerfile', () => {
       .map((l) => l.trim())
       .filter((l) => l && !l.startsWith('#'));
     expect(ignored).toEqual(expect.arrayContaining(['.git', '.env', 'node_modules', 'dist']));
-    // What the build stage copies must not be ignored.
-    const copied = of('COPY', 0).flatMap((c) => c.args.split(/\s+/).slice(0, -1)).filter((a) => !a.startsWith('--'));
+    // What the stages copy from the context must not be ignored.
+    const copied = of('COPY').filter((c) => !/--from=/.test(c.args)).flatMap((c) => c.args.split(/\s+/).slice(0, -1)).filter((a) => !a.startsWith('--'));
     expect(copied.length).toBeGreaterThan(0);
     for (const c of copied) expect(ignored).not.toContain(c);
     for (const c of copied) expect(existsSync(path.join(ROOT, c))).toBe(true);
