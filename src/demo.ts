@@ -76,7 +76,7 @@ export function demoBanner(demo: Demo): string {
       : []),
     '',
     'Try:',
-    `  curl -s ${auth} ${u}/2.0/repositories/acme?pagelen=100`,
+    `  curl -s ${auth} '${u}/2.0/repositories/acme?pagelen=100'`,
     `  curl -s ${auth} '${u}/2.0/repositories/acme/service-api/src/main/Jenkinsfile?format=meta'`,
     `  curl -s -o /dev/null -w '%{http_code}\\n' ${auth} ${u}/2.0/repositories/jdoe/secret-notes   # 404: out of scope`,
     '',
