@@ -284,7 +284,7 @@ export class ResponseCache {
       if (!isStorable(answer.status)) return { answer };
       if (!wellFormed(answer)) return { answer: errorAnswer(502, 'Bitbucket sent an incomplete or corrupt response') };
       const entry = this.makeEntry(call, cls, answer, startSeq);
-      return { answer, stored: this.store.set(key, entry) ? entry : undefined };
+      return { answer, stored: this.storeEntry(key, entry) };
     })();
     this.inflight.set(key, p);
     try {
@@ -292,6 +292,12 @@ export class ResponseCache {
     } finally {
       this.inflight.delete(key);
     }
+  }
+
+  private storeEntry(key: string, entry: Entry): Entry | undefined {
+    if (!this.store.set(key, entry)) return undefined;
+    this.stats.stored++;
+    return entry;
   }
 
   private refreshInBackground(key: string, call: ApiCall, cls: Freshness, inner: Source): void {

@@ -51,7 +51,7 @@ beforeEach(() => {
 
 describe('hits and misses', () => {
   it('stores a miss and answers the repeat from the cache, with Cache-Status and Age', async () => {
-    const { get } = makeCache();
+    const { get, cache } = makeCache();
     const first = await get(`${R}/refs/branches?pagelen=100`);
     expect(first.status).toBe(200);
     expect(first.cacheStatus).toBe('bitbucket-sidecar; fwd=miss; fwd-status=200; stored; ttl=30');
@@ -62,6 +62,7 @@ describe('hits and misses', () => {
     expect(again.ageSeconds).toBe(7);
     expect(again.body.equals(first.body)).toBe(true);
     expect(upstreamCalls('/refs/branches?pagelen=100')).toBe(1);
+    expect(cache.stats).toMatchObject({ misses: 1, stored: 1, hits: 1 });
   });
 
   it('HEAD shares the GET entry', async () => {
