@@ -148,7 +148,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     clients: () => clients,
     reload(next: Config) {
       clients = new ClientDirectory(next.clients);
-      const needsRestart = (['server', 'tls', 'upstream', 'cache', 'webhooks'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(current[k]));
+      const needsRestart = (['server', 'tls', 'upstream', 'cache', 'webhooks', 'state', 'refresh'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(current[k]));
       current = { ...current, clients: next.clients };
       logger.info({ clients: next.clients.length, needsRestart }, 'configuration reloaded');
       return { applied: ['clients'], needsRestart };
