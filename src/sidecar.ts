@@ -26,6 +26,7 @@ import { BudgetGovernor, budgetClassOf } from './upstream/budget';
 import { systemClock, type Clock } from './upstream/budget-clock';
 import { budgetSource } from './upstream/budget-source';
 import { createWebhooks, type Webhooks } from './webhooks';
+import { createMirrors, mirrorScope, registerMirrorMetrics, type Mirrors } from './mirror';
 
 export const VERSION = '0.1.0';
 
@@ -37,6 +38,8 @@ export interface SidecarOptions {
   /** Clock of the budget governor (tests, the budget benchmark); defaults to the system clock. */
   clock?: Clock;
   handlers?: Partial<Record<'git' | 'oauth' | 'avatar', StreamHandler>>;
+  /** Sees every git process the mirrors spawn (tests check their command lines). */
+  onGitSpawn?: (pid: number, args: readonly string[]) => void;
 }
 
 export interface Sidecar {
@@ -56,6 +59,8 @@ export interface Sidecar {
   budget: BudgetGovernor;
   /** Webhook relay (when `webhooks:` is configured; `queueDepth()` for metrics) and warm refresher. */
   webhooks: Webhooks;
+  /** Git mirrors (`mirror:`): `markStale` / `refresh` are the invalidation API, `manager.usage()` the disk use. */
+  mirrors: Mirrors;
   /** Prometheus registry behind /_sidecar/metrics; other stages report through it (src/ops/metrics.ts). */
   metrics: SidecarMetrics;
   /** Behind /_sidecar/ready; HTTPS start-up hands it the TLS manager (`watchTls`), shutdown marks it `draining`. */
@@ -96,8 +101,27 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     onBackgroundError: (e, call) => logger.warn({ route: call.route.id, err: (e as Error).message }, 'background refresh failed'),
   });
   const metered = budgetSource(options.wrapSource ? options.wrapSource(rest) : rest, budget);
-  const webhooks = createWebhooks(config, { clients: () => clients.clients, facts, cache, upstream: metered, budget, clock, logger, userAgent: `bitbucket-sidecar/${VERSION}` });
-  const source = learningSource(webhooks.observe(cache.wrap(metered)), facts);
+  // Git mirrors (ARCHITECTURE §4): between the cache and the budget, and in front of the git proxy.
+  const mirrors = createMirrors(config.mirror, {
+    stateDir: config.state.dir,
+    apiUrl: config.upstream.apiUrl,
+    webUrl: config.upstream.webUrl,
+    gitAuthorization: creds.git.header,
+    inScope: (ws, repo) => mirrorScope(clients.clients, facts, ws, repo),
+    metadataSeconds: config.cache.freshness.metadataSeconds,
+    logger,
+    now,
+    onSpawn: options.onGitSpawn,
+  });
+  // Every cache invalidation (webhook relay, our writes) also marks the repository's mirror stale.
+  const invalidateTags = cache.invalidateTags.bind(cache);
+  cache.invalidateTags = (tags) => {
+    mirrors.onInvalidatedTags(tags);
+    return invalidateTags(tags);
+  };
+  const behindCache = mirrors.source(metered);
+  const webhooks = createWebhooks(config, { clients: () => clients.clients, facts, cache, upstream: behindCache, budget, clock, logger, userAgent: `bitbucket-sidecar/${VERSION}` });
+  const source = learningSource(webhooks.observe(cache.wrap(behindCache)), facts);
   const gate = new ScopeGate(facts, source);
   const git = createGitProxy({
     webUrl: config.upstream.webUrl,
@@ -111,6 +135,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   metrics.trackTokens(() => clients.tokenUsage());
   metrics.trackBudget(() => budget.snapshot());
   metrics.trackCache(() => ({ bytes: cache.store.bytes, entries: cache.store.entries, maxBytes: cache.store.maxBytes }));
+  registerMirrorMetrics(metrics.registry, mirrors);
   metrics.trackWebhookQueue(() => webhooks.queueDepth());
   const ops = opsRouter({
     ready: (opts) => readiness.check(opts),
@@ -127,7 +152,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     names,
     upstream: { api: config.upstream.apiUrl, web: config.upstream.webUrl },
     limits: { maxUrlLength: config.server.maxUrlLength, maxBodyBytes: config.server.maxBodyBytes },
-    handlers: { git: countGitBytes(git.handler, metrics), oauth: oauth.handler, avatar: avatarHandler(config.upstream.webUrl, () => clients), ...options.handlers },
+    handlers: { git: countGitBytes(mirrors.gitHandler(git.handler), metrics), oauth: oauth.handler, avatar: avatarHandler(config.upstream.webUrl, () => clients), ...options.handlers },
     ops: (req: IncomingMessage, res: ServerResponse) => ops(req as express.Request, res as express.Response, () => undefined),
     logger,
     onFinished: (record, seconds) => metrics.observeRequest(record, seconds),
@@ -148,7 +173,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     clients: () => clients,
     reload(next: Config) {
       clients = new ClientDirectory(next.clients);
-      const needsRestart = (['server', 'tls', 'upstream', 'cache', 'webhooks', 'state', 'refresh'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(current[k]));
+      const needsRestart = (['server', 'tls', 'upstream', 'cache', 'webhooks', 'mirror', 'state', 'refresh'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(current[k]));
       current = { ...current, clients: next.clients };
       logger.info({ clients: next.clients.length, needsRestart }, 'configuration reloaded');
       return { applied: ['clients'], needsRestart };
@@ -158,12 +183,14 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     cache,
     budget,
     webhooks,
+    mirrors,
     metrics,
     readiness,
     drain,
     app,
     close: async () => {
       git.close();
+      await mirrors.close();
       await webhooks.close();
       return upstream.close();
     },

@@ -176,6 +176,41 @@ const budgetSchema = z
   .strict()
   .default(BUDGET_DEFAULTS);
 
+// Git mirror (README "Git mirror"; src/mirror/). Off unless enabled: it needs disk (a persistent
+// volume sized by maxBytes), `git` in the image, and its answers differ from Bitbucket's in fields
+// the plugin does not read (README lists them). Defaults live in src/mirror/manager.ts.
+const MIRROR_DEFAULTS = {
+  enabled: false,
+  maxBytes: 10 * 1024 ** 3,
+  freshSeconds: 30,
+  refreshSeconds: 600,
+  waitSeconds: 10,
+  syncTimeoutSeconds: 600,
+  concurrency: 4,
+  gitRequestsPerHour: 60_000,
+  backgroundShare: 0.5,
+  workspaces: {},
+};
+const mirrorSchema = z
+  .object({
+    enabled: z.boolean().default(MIRROR_DEFAULTS.enabled),
+    dir: z.string().min(1).optional(),
+    maxBytes: byteSize.default(MIRROR_DEFAULTS.maxBytes),
+    freshSeconds: z.number().min(0).max(86_400).default(MIRROR_DEFAULTS.freshSeconds),
+    refreshSeconds: z.number().int().min(0).max(7 * 86_400).default(MIRROR_DEFAULTS.refreshSeconds),
+    waitSeconds: z.number().min(0).max(600).default(MIRROR_DEFAULTS.waitSeconds),
+    syncTimeoutSeconds: z.number().int().min(10).max(86_400).default(MIRROR_DEFAULTS.syncTimeoutSeconds),
+    concurrency: z.number().int().min(1).max(64).default(MIRROR_DEFAULTS.concurrency),
+    gitRequestsPerHour: z.number().int().min(1).default(MIRROR_DEFAULTS.gitRequestsPerHour),
+    backgroundShare: share.default(MIRROR_DEFAULTS.backgroundShare),
+    workspaces: z
+      .record(z.string().regex(/^[A-Za-z0-9._-]+$/, 'must be a workspace slug'), z.object({ enabled: z.boolean() }).strict())
+      .transform((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k.toLowerCase(), v])))
+      .default({}),
+  })
+  .strict()
+  .default(MIRROR_DEFAULTS);
+
 const upstreamAuth = z.discriminatedUnion('type', [
   z.object({ type: z.literal('basic'), username: z.string().min(1), password: z.string().min(1) }).strict(),
   z.object({ type: z.literal('bearer'), token: z.string().min(1) }).strict(),
@@ -223,6 +258,7 @@ export const configSchema = z
     webhooks: webhooksSchema,
     state: stateSchema,
     refresh: refreshSchema,
+    mirror: mirrorSchema,
   })
   .strict()
   .superRefine((cfg, ctx) => {

@@ -1,0 +1,175 @@
+/**
+ * Clones and fetches from the mirror (ARCHITECTURE §4 "Git mirror"): the git leg's handler, wrapped.
+ * `info/refs?service=git-upload-pack` is answered from the repository's mirror when it is fresh —
+ * fetched first when it is not (a webhook said the repository changed, or it is older than
+ * `freshSeconds`), waiting at most `waitSeconds` — and the `git-upload-pack` POSTs that follow go
+ * where their `info/refs` went: the wants a client sends are the ones it was advertised, so the
+ * conversation stays with one side. Everything else (pushes, fork sources of pull requests,
+ * repositories without a mirror, a mirror that could not be refreshed) streams to Bitbucket as
+ * before. The scope gate ran before this handler.
+ *
+ * Served by `git upload-pack --stateless-rpc` on the mirror (protocol v0 and v2, gzip request
+ * bodies), pack data streamed with backpressure, the child killed when the client goes away.
+ */
+import { spawn } from 'node:child_process';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { createGunzip } from 'node:zlib';
+import type { Logger } from 'pino';
+import type { StreamContext, StreamHandler } from '../listen/pipeline';
+import type { GitBudget } from './budget';
+import { mirrorGitEnv } from './git-run';
+import type { MirrorManager, MirrorState } from './manager';
+import { BoundedMap } from './objects';
+
+const GIT_PROTOCOL = /^[A-Za-z0-9._-]+(=[A-Za-z0-9._-]*)?(:[A-Za-z0-9._-]+(=[A-Za-z0-9._-]*)?)*$/;
+/** How long a client's `info/refs` decides where its POSTs go. */
+const STICKY_MS = 10 * 60_000;
+export const MIRROR_GIT_STATUS = 'bitbucket-sidecar; hit; detail=mirror';
+
+export interface UploadPackStats {
+  infoRefs: number;
+  uploadPacks: number;
+  upstream: number;
+}
+
+export interface MirrorGitDeps {
+  manager: MirrorManager;
+  budget: GitBudget;
+  logger: Logger;
+  now?: () => number;
+  /** upload-packs served from mirrors at once; more stream upstream. */
+  maxServing?: number;
+  stats: UploadPackStats;
+}
+
+type Decision = { mirror: boolean; at: number };
+
+function pkt(line: string): string {
+  return `${(line.length + 4).toString(16).padStart(4, '0')}${line}`;
+}
+
+export function mirrorGitHandler(deps: MirrorGitDeps, upstream: StreamHandler): StreamHandler {
+  const now = deps.now ?? Date.now;
+  const log = deps.logger.child({ component: 'mirror-git' });
+  const bySocket = new WeakMap<Socket, Map<string, Decision>>();
+  const byClient = new BoundedMap<string, Decision>(10_000);
+  const maxServing = deps.maxServing ?? 16;
+  let serving = 0;
+
+  const toUpstream: StreamHandler = (req, res, ctx) => {
+    deps.budget.note(1);
+    deps.stats.upstream++;
+    return upstream(req, res, ctx);
+  };
+
+  const remember = (req: IncomingMessage, ctx: StreamContext, key: string, mirror: boolean) => {
+    const d = { mirror, at: now() };
+    let m = bySocket.get(req.socket);
+    if (!m) bySocket.set(req.socket, (m = new Map()));
+    m.set(key, d);
+    byClient.set(`${ctx.client?.id ?? ''}|${key}`, d);
+  };
+  const recall = (req: IncomingMessage, ctx: StreamContext, key: string): Decision | undefined => {
+    const d = bySocket.get(req.socket)?.get(key) ?? byClient.get(`${ctx.client?.id ?? ''}|${key}`);
+    return d && now() - d.at < STICKY_MS ? d : undefined;
+  };
+
+  return async (req, res, ctx) => {
+    const call = ctx.call;
+    const id = call?.route.id;
+    const ws = call?.params.ws;
+    const repo = call?.params.repo;
+    const uploadPack = id === 'git-upload-pack' || (id === 'git-info-refs' && call!.query.some(([k, v]) => k === 'service' && v === 'git-upload-pack'));
+    if (!call || !ws || !repo || !uploadPack || ctx.fork || !deps.manager.eligible(ws, repo)) return toUpstream(req, res, ctx);
+    const key = `${ws}/${repo}`;
+
+    if (id === 'git-info-refs') {
+      const fresh = await deps.manager.ensureFresh(ws, repo, deps.manager.settings.waitSeconds * 1000);
+      const st = deps.manager.peek(ws, repo);
+      const use = fresh && st !== undefined && serving < maxServing;
+      remember(req, ctx, key, use);
+      if (!use) return toUpstream(req, res, ctx);
+      deps.stats.infoRefs++;
+      return serve(req, res, ctx, st, true);
+    }
+    const d = recall(req, ctx, key);
+    const st = deps.manager.peek(ws, repo);
+    const use = (d ? d.mirror : st !== undefined && deps.manager.isFresh(st)) && st !== undefined && st.exists;
+    if (!use) return toUpstream(req, res, ctx);
+    deps.stats.uploadPacks++;
+    return serve(req, res, ctx, st, false);
+  };
+
+  function serve(req: IncomingMessage, res: ServerResponse, ctx: StreamContext, st: MirrorState, advertise: boolean): Promise<void> {
+    ctx.audit.cache = MIRROR_GIT_STATUS;
+    const header = req.headers['git-protocol'];
+    const protocol = typeof header === 'string' && header.length <= 256 && GIT_PROTOCOL.test(header) ? header : undefined;
+    const v2 = protocol !== undefined && /(^|:)version=2(:|$)/.test(protocol);
+    const args = ['-c', 'uploadpack.allowAnySHA1InWant=true', 'upload-pack', '--stateless-rpc', '--strict', ...(advertise ? ['--advertise-refs'] : []), st.dir];
+    serving++;
+    return deps.manager
+      .using(
+        st,
+        () =>
+          new Promise<void>((resolve) => {
+            const child = spawn('git', args, { env: mirrorGitEnv({ GIT_PROTOCOL: protocol }), stdio: ['pipe', 'pipe', 'pipe'] });
+            let finished = false;
+            const done = () => {
+              if (finished) return;
+              finished = true;
+              resolve();
+            };
+            const errors: Buffer[] = [];
+            child.stderr.on('data', (c: Buffer) => {
+              if (errors.length < 16) errors.push(c);
+            });
+            child.stdin.on('error', () => undefined);
+            child.on('error', (e) => {
+              log.warn({ repository: `${st.ws}/${st.repo}`, err: e.message }, 'git upload-pack could not start');
+              if (!res.headersSent) sendText(res, 500, 'The sidecar could not serve this repository from its mirror; try again.');
+              else res.destroy();
+              done();
+            });
+            res.once('close', () => {
+              if (!res.writableFinished) child.kill('SIGKILL');
+              done();
+            });
+            child.on('close', (code) => {
+              if (code !== 0 && !res.writableFinished) {
+                log.warn({ repository: `${st.ws}/${st.repo}`, code, err: Buffer.concat(errors).toString('utf8').trim().slice(0, 300) }, 'git upload-pack on the mirror failed');
+                if (!res.headersSent) sendText(res, 500, 'The sidecar could not serve this repository from its mirror; try again.');
+                else res.destroy();
+              }
+              done();
+            });
+
+            res.writeHead(200, {
+              'content-type': advertise ? 'application/x-git-upload-pack-advertisement' : 'application/x-git-upload-pack-result',
+              'cache-control': 'no-cache, max-age=0, must-revalidate',
+            });
+            if (advertise && !v2) res.write(`${pkt('# service=git-upload-pack\n')}0000`);
+            child.stdout.pipe(res);
+            if (advertise || req.method === 'HEAD') {
+              req.resume();
+              child.stdin.end();
+            } else if (/^\s*(x-)?gzip\s*$/i.test(String(req.headers['content-encoding'] ?? ''))) {
+              const gunzip = createGunzip();
+              gunzip.on('error', () => child.kill('SIGKILL'));
+              req.pipe(gunzip).pipe(child.stdin);
+            } else {
+              req.pipe(child.stdin);
+            }
+          }),
+      )
+      .finally(() => {
+        serving--;
+      });
+  }
+}
+
+function sendText(res: ServerResponse, status: number, message: string): void {
+  const body = Buffer.from(`${message}\n`);
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length, 'cache-control': 'no-cache' });
+  res.end(body);
+}
