@@ -235,7 +235,7 @@ async function main(): Promise<void> {
       ['throughput ratio sidecar/direct (median of pairs)', fmt(ratio, 3), `${ratio >= 0.9 ? 'target ≥ 0.9: met' : 'target ≥ 0.9: NOT met'}; pairs ${pairRatios.map((x) => fmt(x, 2)).join(', ')}; ratio of medians ${fmt(sidecarMbps / directMbps, 3)}`],
       ['sidecar RSS growth during a clone (max)', `${fmt(growth / MB)} MB`, growth < 50 * MB ? 'target < 50 MB: met' : 'target < 50 MB: NOT met'],
       ['sidecar CPU per clone (median)', `${fmt(cpu, 2)} s`, `${fmt((cpu / packMb) * 1000, 2)} ms per MB proxied`],
-      ['sidecar RSS growth, first clone after start', `${fmt(warmGrowth / MB)} MB`, `from ${fmt(rssStart / MB)} MB after one ls-remote (heap and allocator growing to their working size)`],
+      ['sidecar RSS growth, first clone after start', `${fmt(warmGrowth / MB)} MB`, `from ${fmt(rssStart / MB)} MB after one ls-remote: V8's young generation and the allocator growing to working size; independent of pack size, later clones add ~nothing`],
       ['warm-up clones', `${fmt(warmDirect.seconds, 2)} s direct / ${fmt(warmSidecar.seconds, 2)} s sidecar`, 'not counted'],
       ['1-min load average before / after', `${fmt(loadBefore, 2)} / ${fmt(loadAfter, 2)}`, `on ${cpus.length} CPUs; other work on the machine makes single runs noisy`],
     ];
