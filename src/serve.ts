@@ -21,7 +21,8 @@ export interface RunningSidecar {
 /** Starts the listeners of a configuration; `stop` drains in-flight requests first. */
 export async function startSidecar(config: Config, options: SidecarOptions = {}): Promise<RunningSidecar> {
   const sidecar = createSidecar(config, options);
-  const limits = { maxHeaderBytes: config.server.maxHeaderBytes };
+  const { maxHeaderBytes, headersTimeoutMs, requestTimeoutMs, maxConnections } = config.server;
+  const limits = { maxHeaderBytes, headersTimeoutMs, requestTimeoutMs, maxConnections };
   const httpServer = createHttpServer(sidecar.app, { ...config.server.http, ...limits });
   const httpPort = await listen(httpServer, config.server.http.host, config.server.http.port);
   const servers: http.Server[] = [httpServer];

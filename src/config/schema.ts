@@ -228,9 +228,25 @@ export const configSchema = z
         maxHeaderBytes: z.number().int().min(1024).max(65536).default(16384),
         maxUrlLength: z.number().int().min(256).max(65536).default(8192),
         maxBodyBytes: byteSize.default(1024 * 1024),
+        // Hardening (src/listen/servers.ts): slowloris and connection limits.
+        headersTimeoutMs: z.number().int().min(100).max(600_000).default(20_000),
+        requestTimeoutMs: z.number().int().min(0).max(86_400_000).default(300_000),
+        maxConnections: z.number().int().min(1).max(1_000_000).default(1024),
       })
       .strict()
-      .default({ http: { host: '0.0.0.0', port: 8080 }, maxHeaderBytes: 16384, maxUrlLength: 8192, maxBodyBytes: 1024 * 1024 }),
+      .refine((s) => s.requestTimeoutMs === 0 || s.headersTimeoutMs <= s.requestTimeoutMs, {
+        message: 'headersTimeoutMs must not exceed requestTimeoutMs (0 disables requestTimeoutMs)',
+        path: ['headersTimeoutMs'],
+      })
+      .default({
+        http: { host: '0.0.0.0', port: 8080 },
+        maxHeaderBytes: 16384,
+        maxUrlLength: 8192,
+        maxBodyBytes: 1024 * 1024,
+        headersTimeoutMs: 20_000,
+        requestTimeoutMs: 300_000,
+        maxConnections: 1024,
+      }),
     tls: z
       .object({
         dir: z.string().min(1).default('/var/lib/bitbucket-sidecar/tls'),

@@ -151,7 +151,13 @@ export function createPipeline(deps: PipelineDeps) {
       } catch (e) {
         if (e instanceof BodyTooLarge) {
           record.decision = 'too-large';
-          return sendError(res, 413, 'Request body is too large');
+          // Close afterwards: otherwise Node would go on reading (and discarding) the rest of the body.
+          return sendError(res, 413, 'Request body is too large', { connection: 'close' });
+        }
+        // The client went away (or was cut off by the request timeout) mid-body: nobody to answer.
+        if (req.destroyed) {
+          record.decision = 'client-gone';
+          return;
         }
         throw e;
       }

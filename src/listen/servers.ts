@@ -1,32 +1,95 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { TlsOptions } from 'node:tls';
 
 export interface ListenSettings {
   host: string;
   port: number;
   maxHeaderBytes: number;
+  /** Time a client has to send the complete request head (slowloris); default 20 s. */
+  headersTimeoutMs?: number;
+  /** Time a client has to send the complete request, body included; 0 = unbounded. Default 5 min. */
+  requestTimeoutMs?: number;
+  /** Open connections per listener; further connections are closed at once. Default 1024. */
+  maxConnections?: number;
 }
 
-/** Slowloris and idle limits shared by both listeners. */
-function harden(server: http.Server): void {
-  server.headersTimeout = 20_000;
-  server.requestTimeout = 0; // git streams may legitimately run for a long time; idle is bounded below
+export const SERVER_DEFAULTS = { headersTimeoutMs: 20_000, requestTimeoutMs: 300_000, maxConnections: 1024 } as const;
+
+/**
+ * Node checks the header and request timeouts only every `connectionsCheckingInterval` (30 s by
+ * default), which would let a slowloris client hold a socket for up to 30 s past the limit.
+ */
+function checkingInterval(s: ListenSettings): number {
+  const headers = s.headersTimeoutMs ?? SERVER_DEFAULTS.headersTimeoutMs;
+  return Math.max(100, Math.min(5_000, Math.floor(headers / 4)));
+}
+
+function serverOptions(s: ListenSettings): http.ServerOptions {
+  return {
+    maxHeaderSize: s.maxHeaderBytes,
+    connectionsCheckingInterval: checkingInterval(s),
+    // Node would answer a missing Host with a bare, body-less 400; the pipeline answers it in Bitbucket's shape.
+    requireHostHeader: false,
+  };
+}
+
+/** Bitbucket's error shape for answers written before (or instead of) the request pipeline. */
+function rawError(status: number, reason: string, message: string, extra = ''): string {
+  const body = JSON.stringify({ type: 'error', error: { message } });
+  return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`;
+}
+
+const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'Request headers are too large'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'Payload Too Large', 'Request chunk extensions are too large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'The request was not received in time'],
+};
+
+/**
+ * Requests Node's parser refuses (malformed request line or headers, oversized head, timeouts) get
+ * a Bitbucket-shaped answer instead of Node's bare one — but only when no answer of ours has
+ * started on that socket (writing then would corrupt it).
+ */
+function onClientError(err: Error & { code?: string }, socket: Duplex): void {
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE' && socket.writable && !inFlight?.headersSent) {
+    const [status, reason, message] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'Bad Request', 'The request is not valid HTTP/1.1'];
+    socket.end(rawError(status, reason, message));
+  }
+  socket.destroy();
+}
+
+/** CONNECT is not proxied: answer 405 rather than silently closing (Node's default). */
+function onConnect(_req: http.IncomingMessage, socket: Duplex): void {
+  socket.end(rawError(405, 'Method Not Allowed', 'Method CONNECT is not supported', 'allow: GET, HEAD, POST, PUT, DELETE\r\n'));
+  socket.destroy();
+}
+
+/** Slowloris, idle and connection limits shared by both listeners. */
+function harden(server: http.Server, s: ListenSettings): void {
+  server.headersTimeout = s.headersTimeoutMs ?? SERVER_DEFAULTS.headersTimeoutMs;
+  // Bounds receiving the request only; git clones may stream their answer for much longer.
+  server.requestTimeout = s.requestTimeoutMs ?? SERVER_DEFAULTS.requestTimeoutMs;
   server.keepAliveTimeout = 65_000;
   server.timeout = 10 * 60_000;
   server.maxHeadersCount = 100;
+  server.maxConnections = s.maxConnections ?? SERVER_DEFAULTS.maxConnections;
+  server.on('clientError', onClientError);
+  server.on('connect', onConnect);
 }
 
 export function createHttpServer(handler: http.RequestListener, s: ListenSettings): http.Server {
-  const server = http.createServer({ maxHeaderSize: s.maxHeaderBytes }, handler);
-  harden(server);
+  const server = http.createServer(serverOptions(s), handler);
+  harden(server, s);
   return server;
 }
 
 export function createHttpsServer(handler: http.RequestListener, s: ListenSettings, tls: TlsOptions): https.Server {
-  const server = https.createServer({ ...tls, maxHeaderSize: s.maxHeaderBytes }, handler);
-  harden(server);
+  const server = https.createServer({ ...tls, ...serverOptions(s) }, handler);
+  harden(server, s);
   return server;
 }
 
