@@ -10,6 +10,11 @@ export interface ForkGrant {
   branch: string;
   /** Source commit as Bitbucket gave it (12 or 40 hex characters). */
   commit: string;
+  /**
+   * The full 40-character hash of `commit`, once an upstream answer about the fork (its source
+   * branch, or `commit/{short}`) has named it. A client's hash longer than `commit` must equal it.
+   */
+  fullCommit?: string;
   learnedAt: number;
 }
 
@@ -41,6 +46,13 @@ export class ScopeFacts {
   forkGrants(fork: string): ForkGrant[] {
     const now = this.now();
     return (this.forks.get(fork.toLowerCase()) ?? []).filter((g) => now - g.learnedAt < FORK_GRANT_TTL_MS);
+  }
+
+  /** Upstream named `hash` in an answer about `fork`: it completes the grants whose commit it extends. */
+  confirmForkCommit(fork: string, hash: string): void {
+    const full = hash.toLowerCase();
+    if (!/^[0-9a-f]{40}$/.test(full)) return;
+    for (const g of this.forks.get(fork.toLowerCase()) ?? []) if (full.startsWith(g.commit)) g.fullCommit = full;
   }
 
   dropGrantsExcept(target: string, openIds: ReadonlySet<number>): void {
@@ -79,11 +91,13 @@ export class ScopeFacts {
     const fork = typeof src?.repository?.full_name === 'string' ? src.repository.full_name.toLowerCase() : undefined;
     const into = typeof dst?.repository?.full_name === 'string' ? dst.repository.full_name.toLowerCase() : target;
     if (id === undefined || !fork || into !== target || fork === target) return;
-    const others = (this.forks.get(fork) ?? []).filter((g) => !(g.target === target && g.prId === id));
+    const previous = (this.forks.get(fork) ?? []).find((g) => g.target === target && g.prId === id);
+    const others = (this.forks.get(fork) ?? []).filter((g) => g !== previous);
     const branch = src?.branch?.name;
-    const commit = src?.commit?.hash;
-    if (pr.state === 'OPEN' && typeof branch === 'string' && typeof commit === 'string') {
-      others.push({ target, prId: id, branch, commit: commit.toLowerCase(), learnedAt: this.now() });
+    const commit = typeof src?.commit?.hash === 'string' ? src.commit.hash.toLowerCase() : undefined;
+    if (pr.state === 'OPEN' && typeof branch === 'string' && commit !== undefined) {
+      const fullCommit = previous?.fullCommit?.startsWith(commit) ? previous.fullCommit : commit.length === 40 ? commit : undefined;
+      others.push({ target, prId: id, branch, commit, fullCommit, learnedAt: this.now() });
     }
     if (others.length) this.forks.set(fork, others);
     else this.forks.delete(fork);

@@ -28,9 +28,16 @@ export function requiredPermission(match: RouteMatch, query: readonly [string, s
   return match.route.permission;
 }
 
-function hashesAgree(a: string, b: string): boolean {
-  const [short, long] = a.length <= b.length ? [a, b] : [b, a];
-  return short.length >= 7 && long.startsWith(short.toLowerCase());
+/**
+ * Does the client's hash name the pull request's source commit? A prefix (7+ characters) of what
+ * the PR list gave; a longer hash only when it is the full hash upstream confirmed — otherwise any
+ * 40 characters sharing the PR's 12-character prefix would be let through to upstream.
+ */
+function namesForkCommit(hash: string, grant: ForkGrant): boolean {
+  const h = hash.toLowerCase();
+  if (h.length < 7) return false;
+  if (h.length <= grant.commit.length) return grant.commit.startsWith(h);
+  return grant.fullCommit !== undefined && grant.fullCommit.startsWith(h);
 }
 
 const deny = (): GateResult => ({ ok: false, status: 404, message: NOT_FOUND_MESSAGE });
@@ -124,8 +131,8 @@ export class ScopeGate {
       if ((await this.decide(client, tws, trepo)) !== 'allow') continue;
       const p = match.params;
       if (kind === 'branch' && p.name === grant.branch) return grant;
-      if (kind === 'commit' && p.hash && hashesAgree(p.hash, grant.commit)) return grant;
-      if (kind === 'src' && p.rev && /^[0-9a-f]{7,40}$/i.test(p.rev) && hashesAgree(p.rev, grant.commit) && !rawQuery.some(([k]) => k === 'at')) return grant;
+      if (kind === 'commit' && p.hash && namesForkCommit(p.hash, grant)) return grant;
+      if (kind === 'src' && p.rev && /^[0-9a-f]{7,40}$/i.test(p.rev) && namesForkCommit(p.rev, grant) && !rawQuery.some(([k]) => k === 'at')) return grant;
       if (kind === 'git') return grant;
     }
     return undefined;

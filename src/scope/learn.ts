@@ -25,6 +25,12 @@ function learnFrom(facts: ScopeFacts, call: ApiCall, json: unknown): void {
   const target = ws && repo ? `${ws}/${repo}` : undefined;
   const prRoute = call.route.id === 'pullrequests' || call.route.id === 'pullrequest';
   facts.learn(json, prRoute ? target : undefined);
+  // A fork's source branch or `commit/{short}` names the full hash of a PR's source commit.
+  if (target && (call.route.id === 'branch' || call.route.id === 'commit') && facts.forkGrants(target).length > 0) {
+    const j = json as { hash?: unknown; target?: { hash?: unknown } };
+    const hash = call.route.id === 'commit' ? j.hash : j.target?.hash;
+    if (typeof hash === 'string') facts.confirmForkCommit(target, hash);
+  }
   if (call.route.id === 'pullrequests' && target && isCompleteOpenList(call, json)) {
     const ids = ((json as { values: { id?: unknown }[] }).values ?? []).map((v) => v.id).filter((id): id is number => typeof id === 'number');
     reconcileOpenPullRequests(facts, target, new Set(ids));
