@@ -155,7 +155,7 @@ export class MirrorManager {
   private readonly now: () => number;
   private readonly log: Logger;
   private timer?: NodeJS.Timeout;
-  private ready: Promise<void>;
+  private readonly ready: Promise<void>;
   private closed = false;
 
   constructor(
@@ -166,6 +166,11 @@ export class MirrorManager {
     this.log = deps.logger.child({ component: 'mirror' });
     this.slots = new Slots(Math.max(1, settings.concurrency));
     this.ready = settings.enabled ? this.scanDisk() : Promise.resolve();
+  }
+
+  /** Resolves once the mirrors left on disk by an earlier run are known. */
+  whenReady(): Promise<void> {
+    return this.ready;
   }
 
   /** Starts the scheduled refreshes (and the disk bound check). */
@@ -265,6 +270,8 @@ export class MirrorManager {
     if (!this.eligible(w, r)) return false;
     const st = this.state(w, r);
     st.markSeq++;
+    // Asked for explicitly: not held back by the backoff after earlier failures.
+    st.retryAt = 0;
     if (st.syncing) {
       st.again = true;
       await st.syncing.catch(() => false);
@@ -372,7 +379,7 @@ export class MirrorManager {
         const tmpRoot = join(this.settings.dir, 'tmp');
         await mkdir(tmpRoot, { recursive: true });
         const tmp = join(tmpRoot, `${st.ws}+${st.repo}-${randomBytes(4).toString('hex')}.git`);
-        const r = await runGit(['clone', '--mirror', '--quiet', '--', url, tmp], { ...common, cwd: tmpRoot }).catch((e: Error) => ({ code: -1, stderr: e.message, stdout: Buffer.alloc(0) }));
+        const r = await runGit(['clone', '--mirror', '--quiet', '--template=', '--', url, tmp], { ...common, cwd: tmpRoot }).catch((e: Error) => ({ code: -1, stderr: e.message, stdout: Buffer.alloc(0) }));
         ok = r.code === 0;
         if (ok) {
           await mkdir(join(this.settings.dir, 'repos', st.ws), { recursive: true });
@@ -437,15 +444,24 @@ export class MirrorManager {
     const now = this.now();
     let started = 0;
     for (const st of this.states.values()) {
-      if (!st.exists || st.syncing) continue;
-      const scope = this.enabledFor(st.ws) ? this.deps.inScope(st.ws, st.repo) : 'no';
-      if (scope === 'no') {
-        await this.remove(st, this.enabledFor(st.ws) ? 'no client may read the repository' : 'mirrors are off for the workspace');
-        continue;
-      }
-      if (started >= this.settings.concurrency * 2) continue;
+      if (!st.exists || st.syncing || started >= this.settings.concurrency * 2) continue;
+      if (!this.enabledFor(st.ws) || this.deps.inScope(st.ws, st.repo) !== 'yes') continue;
       const due = st.syncedSeq !== st.markSeq || (this.settings.refreshSeconds > 0 && now - (st.syncedAt ?? 0) >= this.settings.refreshSeconds * 1000);
-      if (due && scope === 'yes' && this.sync(st, 'background')) started++;
+      if (due && this.sync(st, 'background')) started++;
+    }
+    await this.sweep();
+  }
+
+  /**
+   * Deletes the mirrors of repositories no client may read any more (a configuration reload
+   * narrowed a scope) or of workspaces switched off, then enforces the disk bound. Runs on the
+   * schedule; a repository whose project is not known yet is kept.
+   */
+  async sweep(): Promise<void> {
+    for (const st of this.states.values()) {
+      if (!st.exists || st.syncing) continue;
+      if (!this.enabledFor(st.ws)) await this.remove(st, 'mirrors are off for the workspace');
+      else if (this.deps.inScope(st.ws, st.repo) === 'no') await this.remove(st, 'no client may read the repository');
     }
     await this.enforceBound();
   }

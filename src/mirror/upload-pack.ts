@@ -4,7 +4,7 @@
  * fetched first when it is not (a webhook said the repository changed, or it is older than
  * `freshSeconds`), waiting at most `waitSeconds` — and the `git-upload-pack` POSTs that follow go
  * where their `info/refs` went: the wants a client sends are the ones it was advertised, so the
- * conversation stays with one side. Everything else (pushes, fork sources of pull requests,
+ * conversation stays with one side. A push through the sidecar marks the mirror stale. Everything else (pushes, fork sources of pull requests,
  * repositories without a mirror, a mirror that could not be refreshed) streams to Bitbucket as
  * before. The scope gate ran before this handler.
  *
@@ -81,6 +81,8 @@ export function mirrorGitHandler(deps: MirrorGitDeps, upstream: StreamHandler): 
     const ws = call?.params.ws;
     const repo = call?.params.repo;
     const uploadPack = id === 'git-upload-pack' || (id === 'git-info-refs' && call!.query.some(([k, v]) => k === 'service' && v === 'git-upload-pack'));
+    // A push through the sidecar changes the repository: its mirror is stale from now on.
+    if (id === 'git-receive-pack' && ws && repo) return toUpstream(req, res, ctx).finally(() => deps.manager.markStale(ws, repo));
     if (!call || !ws || !repo || !uploadPack || ctx.fork || !deps.manager.eligible(ws, repo)) return toUpstream(req, res, ctx);
     const key = `${ws}/${repo}`;
 

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
-import type { FakeBitbucketOptions, LoggedRequest } from '../../src/fake-bitbucket';
+import type { FakeBitbucket, FakeBitbucketOptions, LoggedRequest } from '../../src/fake-bitbucket';
 import type { Mirrors } from '../../src/mirror';
 import { rewriteLinks } from '../../src/respond/links';
 import type { SidecarOptions } from '../../src/sidecar';
@@ -24,12 +24,23 @@ export interface MirrorStack extends Stack {
 
 /** The fake, and a sidecar with git mirrors on (in a temporary directory removed by `stop`). */
 export async function startMirrorStack(
-  options: { clients?: StackClient[]; fake?: FakeBitbucketOptions; mirror?: Record<string, unknown>; config?: Record<string, unknown>; sidecar?: SidecarOptions } = {},
+  options: {
+    clients?: StackClient[];
+    fake?: FakeBitbucketOptions;
+    /** Another stack's fake (not closed by `stop`). */
+    fakeInstance?: FakeBitbucket;
+    /** A state directory to use (and keep) instead of a fresh temporary one. */
+    dir?: string;
+    mirror?: Record<string, unknown>;
+    config?: Record<string, unknown>;
+    sidecar?: SidecarOptions;
+  } = {},
 ): Promise<MirrorStack> {
-  const dir = mkdtempSync(join(tmpdir(), 'mirror-test-'));
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'mirror-test-'));
   const clients = options.clients ?? [{ id: 'jenkins', scope: [{ workspace: 'acme' }] }];
   const stack = await startStack(clients, {
     fake: options.fake,
+    fakeInstance: options.fakeInstance,
     sidecar: options.sidecar,
     config: { state: { dir }, mirror: { enabled: true, dir: join(dir, 'mirrors'), refreshSeconds: 0, ...options.mirror }, ...options.config },
   });
@@ -55,7 +66,7 @@ export async function startMirrorStack(
     gitSince: (from) => stack.fake.requests.slice(from).filter((r) => r.kind === 'git'),
     async stop() {
       await stack.stop();
-      rmSync(dir, { recursive: true, force: true });
+      if (!options.dir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
