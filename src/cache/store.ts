@@ -19,6 +19,9 @@ export interface Entry {
   tags: readonly string[];
 }
 
+/** Clocks of sidecars sharing a cache may differ by this much without entries being judged stale. */
+const CLOCK_STEP_TOLERANCE_MS = 5_000;
+
 /** Bytes an entry holds besides its body: key, headers, tags, object and index overhead. */
 const ENTRY_OVERHEAD = 400;
 
@@ -51,9 +54,17 @@ export class CacheStore {
 
   get(key: string): Entry | undefined {
     const e = this.lru.get(key);
-    if (e && this.now() >= e.keepUntil) {
+    if (!e) return undefined;
+    const now = this.now();
+    if (now >= e.keepUntil) {
       this.lru.delete(key);
       return undefined;
+    }
+    // The clock went back (an NTP step, a restored VM): an answer stored "in the future" would
+    // otherwise stay fresh for as long as the jump. It is stale now, still usable as a fallback.
+    if (e.storedAt > now + CLOCK_STEP_TOLERANCE_MS) {
+      e.freshUntil = Math.min(e.freshUntil, now);
+      e.revalidateUntil = Math.min(e.revalidateUntil, now);
     }
     return e;
   }

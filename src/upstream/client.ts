@@ -81,6 +81,16 @@ export class UpstreamClient {
         const v = res.headers[name];
         if (typeof v === 'string') kept[name] = v;
       }
+      // A success whose JSON does not parse was cut short (a connection that ended cleanly mid-body).
+      // Handing it on would give the client a corrupt answer; for a write, it may still have been applied.
+      if (res.statusCode >= 200 && res.statusCode < 300 && body.length > 0 && /json/i.test(kept['content-type'] ?? '') && !parses(body)) {
+        throw new UpstreamError(
+          502,
+          call.method === 'GET' || call.method === 'HEAD'
+            ? 'Bitbucket sent an incomplete or corrupt response'
+            : 'Bitbucket sent an incomplete answer to this write; it may have been applied — check before repeating it',
+        );
+      }
       return { status: res.statusCode, headers: kept, body };
     } catch (e) {
       throw toUpstreamError(e);
@@ -89,6 +99,15 @@ export class UpstreamClient {
 
   close(): Promise<void> {
     return this.agent.close();
+  }
+}
+
+function parses(body: Buffer): boolean {
+  try {
+    JSON.parse(body.toString('utf8'));
+    return true;
+  } catch {
+    return false;
   }
 }
 
