@@ -1,3 +1,6 @@
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DEMO_TOKEN } from './auth/demo-token';
 import { sha256Hex } from './auth/tokens';
 import { validateConfig } from './config/load';
@@ -38,6 +41,8 @@ export function demoConfig(fake: FakeBitbucket, listen: DemoListen): Config {
     clients: [
       { id: 'demo', token: { sha256: sha256Hex(DEMO_TOKEN) }, scope: [{ workspace: 'acme' }], permissions: ['read', 'statuses:write', 'webhooks:manage'] },
     ],
+    // Git mirrors on (README "Git mirror"), in a directory of this run: the demo Bitbucket is new on every start.
+    mirror: { enabled: true, dir: join(tmpdir(), `bitbucket-sidecar-demo-mirrors-${process.pid}`) },
   });
 }
 
@@ -53,6 +58,7 @@ export async function startDemo(options: { host?: string; port?: number; https?:
       async stop() {
         await running.stop(2000);
         await fake.close();
+        if (config.mirror.dir) rmSync(config.mirror.dir, { recursive: true, force: true });
       },
     };
   } catch (e) {
@@ -79,6 +85,7 @@ export function demoBanner(demo: Demo): string {
     `  curl -s ${auth} '${u}/2.0/repositories/acme?pagelen=100'`,
     `  curl -s ${auth} '${u}/2.0/repositories/acme/service-api/src/main/Jenkinsfile?format=meta'`,
     `  curl -s -o /dev/null -w '%{http_code}\\n' ${auth} ${u}/2.0/repositories/jdoe/secret-notes   # 404: out of scope`,
+    `  curl -s ${u}/_sidecar/metrics | grep '^bitbucket_sidecar_mirror'   # answers from the git mirrors (README "Git mirror")`,
     '',
   ].join('\n');
 }
