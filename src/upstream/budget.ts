@@ -1,5 +1,6 @@
 import type { ApiAnswer, ApiCall } from '../routes/call';
 import { systemClock, type Clock } from './budget-clock';
+import { MemoryBudgetWindow, type BudgetWindow } from './budget-window';
 
 /**
  * The budget governor (ARCHITECTURE §3 stage 6). Bitbucket counts REST calls per credential in a
@@ -65,11 +66,20 @@ const NEAR_LIMIT_HOLD_MS = 60_000;
 export type Refusal = { ok: false; retryAfterSeconds: number; reason: 'budget' | 'backoff' | 'busy' | 'background' };
 export type Permit = { ok: true; release(answer?: Pick<ApiAnswer, 'status' | 'headers'>): void };
 export type Admission = Permit | Refusal;
+/** A permit knows when it was granted (the time its call is counted at). */
+type InternalPermit = Permit & { at: number };
+
+/** How often a call granted here may be overtaken by other sidecars in the shared window before it is refused. */
+const MAX_SHARED_ATTEMPTS = 5;
+
+/** Calls stay counted this long: an hour, plus the margin for Bitbucket counting a call a little later than we send it. */
+export function budgetWindowMs(cfg: Pick<BudgetConfig, 'windowMarginMs'>): number {
+  return HOUR_MS + cfg.windowMarginMs;
+}
 
 interface ClassState {
   limit: number;
-  /** Dispatch times of calls in the last hour, ascending. */
-  log: number[];
+  /** This sidecar's latest call (pacing spaces its calls from it). */
   lastCall: number;
   blockedUntil: number;
   backoffMs: number;
@@ -99,12 +109,17 @@ export class BudgetGovernor {
   readonly granted: Record<BudgetClass, number> = { repository: 0, webhook: 0, other: 0 };
   readonly refused: Record<Refusal['reason'], number> = { budget: 0, backoff: 0, busy: 0, background: 0 };
 
+  /**
+   * `window` keeps the count of calls (default: this sidecar's, in memory; `cache.shared.redis`:
+   * every sidecar's, see src/upstream/budget-window.ts).
+   */
   constructor(
     private readonly cfg: BudgetConfig,
     private readonly clock: Clock = systemClock,
+    private readonly window: BudgetWindow = new MemoryBudgetWindow(budgetWindowMs(cfg)),
   ) {
-    this.windowMs = HOUR_MS + cfg.windowMarginMs;
-    const state = (limit: number): ClassState => ({ limit, log: [], lastCall: -Infinity, blockedUntil: -Infinity, backoffMs: FIRST_BACKOFF_MS, nearLimitUntil: -Infinity });
+    this.windowMs = budgetWindowMs(cfg);
+    const state = (limit: number): ClassState => ({ limit, lastCall: -Infinity, blockedUntil: -Infinity, backoffMs: FIRST_BACKOFF_MS, nearLimitUntil: -Infinity });
     this.classes = {
       repository: state(cfg.repositoryRequestsPerHour),
       webhook: state(cfg.webhookRequestsPerHour),
@@ -114,6 +129,26 @@ export class BudgetGovernor {
 
   /** Asks to make one upstream call now; resolves when it may go, or with a refusal. */
   acquire(cls: BudgetClass, priority: Priority = 'foreground'): Promise<Admission> {
+    const local = this.acquireHere(cls, priority);
+    return this.window.confirm ? local.then((a) => this.confirmShared(a, cls, priority, 1)) : local;
+  }
+
+  /**
+   * A shared window has the last word: a call granted here goes only once the shared count
+   * (every sidecar's calls) took it. When another sidecar got there first, the window now shows
+   * its calls, and the request asks again (queueing or refused with the exact wait, as always).
+   */
+  private async confirmShared(a: Admission, cls: BudgetClass, priority: Priority, attempt: number): Promise<Admission> {
+    if (!a.ok) return a;
+    const granted = a as InternalPermit;
+    if (await this.window.confirm!(cls, granted.at, this.limitOf(cls))) return a;
+    this.granted[cls]--;
+    granted.release();
+    if (attempt >= MAX_SHARED_ATTEMPTS) return this.refuse(cls, Math.max(1000, this.eligibleAt(cls, this.clock.now(), 0) - this.clock.now()), this.clock.now());
+    return this.confirmShared(await this.acquireHere(cls, priority), cls, priority, attempt + 1);
+  }
+
+  private acquireHere(cls: BudgetClass, priority: Priority): Promise<Admission> {
     const t = this.clock.now();
     if (priority === 'background') {
       const a = this.tryBackground(cls, t);
@@ -163,8 +198,7 @@ export class BudgetGovernor {
     const t = this.clock.now();
     const cls = (c: BudgetClass) => {
       const s = this.classes[c];
-      this.prune(s, t);
-      return { limit: s.limit, usedInWindow: s.log.length, blockedUntil: s.blockedUntil, queued: this.queue.filter((w) => w.cls === c).length };
+      return { limit: this.limitOf(c), usedInWindow: this.window.calls(c, t).length, blockedUntil: s.blockedUntil, queued: this.queue.filter((w) => w.cls === c).length };
     };
     return { inFlight: this.inFlight, queued: this.queue.length, classes: { repository: cls('repository'), webhook: cls('webhook'), other: cls('other') } };
   }
@@ -177,49 +211,58 @@ export class BudgetGovernor {
    */
   private eligibleAt(cls: BudgetClass, t: number, ahead: number): number {
     const s = this.classes[cls];
-    this.prune(s, t);
+    const limit = this.limitOf(cls);
     let at = Math.max(t, s.blockedUntil);
-    if (!Number.isFinite(s.limit)) return at;
-    const n = s.log.length;
+    if (!Number.isFinite(limit)) return at;
+    const log = this.window.calls(cls, t);
+    const n = log.length;
     // Hard window: the call after `ahead` others needs n + ahead + 1 <= limit, i.e. the
     // (n + ahead + 1 - limit) oldest calls must have left the window.
-    const mustLeave = n + ahead + 1 - s.limit;
-    if (mustLeave > 0) at = Math.max(at, mustLeave <= n ? s.log[mustLeave - 1] + this.windowMs : t + this.windowMs);
+    const mustLeave = n + ahead + 1 - limit;
+    if (mustLeave > 0) at = Math.max(at, mustLeave <= n ? log[mustLeave - 1] + this.windowMs : t + this.windowMs);
     // Pacing: past the burst share, spread what is left over the time until the oldest call leaves.
-    if (this.pacing(s, t)) {
-      const remaining = s.limit - n;
+    // When k sidecars draw on a shared window, each spaces its own calls k times as far apart: together
+    // they keep the pace, and none waits on the others' luck.
+    if (this.pacing(s, n, limit, t)) {
+      const remaining = limit - n;
       if (remaining > 0 && n > 0) {
-        const spacing = (s.log[0] + this.windowMs - t) / remaining;
+        const spacing = ((log[0] + this.windowMs - t) / remaining) * (this.window.sharers?.(cls, t) ?? 1);
         at = Math.max(at, s.lastCall + spacing * (ahead + 1));
       }
     }
     return at;
   }
 
-  private pacing(s: ClassState, t: number): boolean {
-    return s.log.length >= this.cfg.burstShare * s.limit || s.nearLimitUntil > t;
+  private pacing(s: ClassState, used: number, limit: number, t: number): boolean {
+    return used >= this.cfg.burstShare * limit || s.nearLimitUntil > t;
+  }
+
+  /** The class's limit as the window enforces it (a share of it while a shared window is unreachable). */
+  private limitOf(cls: BudgetClass): number {
+    const limit = this.classes[cls].limit;
+    return Number.isFinite(limit) ? this.window.limit(cls, limit) : limit;
   }
 
   private tryBackground(cls: BudgetClass, t: number): Admission {
     const s = this.classes[cls];
-    this.prune(s, t);
+    const limit = this.limitOf(cls);
     if (this.queue.length > 0 || this.inFlight >= this.cfg.maxConcurrent) return { ok: false, retryAfterSeconds: 1, reason: 'busy' };
     if (s.blockedUntil > t) return { ok: false, retryAfterSeconds: this.capSeconds(s.blockedUntil - t), reason: 'backoff' };
-    if (Number.isFinite(s.limit) && (s.log.length >= this.cfg.backgroundShare * s.limit || s.nearLimitUntil > t || this.eligibleAt(cls, t, 0) > t)) {
+    if (Number.isFinite(limit) && (this.window.calls(cls, t).length >= this.cfg.backgroundShare * limit || s.nearLimitUntil > t || this.eligibleAt(cls, t, 0) > t)) {
       return { ok: false, retryAfterSeconds: this.capSeconds(Math.max(1000, this.eligibleAt(cls, t, 0) - t)), reason: 'background' };
     }
     return this.grant(cls, t);
   }
 
   private grant(cls: BudgetClass, t: number): Permit {
-    const s = this.classes[cls];
-    s.log.push(t);
-    s.lastCall = t;
+    this.window.add(cls, t);
+    this.classes[cls].lastCall = t;
     this.inFlight++;
     this.granted[cls]++;
     let released = false;
-    return {
+    const permit: InternalPermit = {
       ok: true,
+      at: t,
       release: (answer) => {
         if (released) return;
         released = true;
@@ -228,6 +271,7 @@ export class BudgetGovernor {
         this.pump();
       },
     };
+    return permit;
   }
 
   private refuse(cls: BudgetClass, waitMs: number, t: number): Refusal {
@@ -256,12 +300,6 @@ export class BudgetGovernor {
     } else if (answer.status < 500) {
       s.backoffMs = FIRST_BACKOFF_MS;
     }
-  }
-
-  private prune(s: ClassState, t: number): void {
-    let i = 0;
-    while (i < s.log.length && s.log[i] <= t - this.windowMs) i++;
-    if (i > 0) s.log.splice(0, i);
   }
 
   /** Grants queued calls that may go now, in order within each class; schedules the next wake-up. */
