@@ -5,6 +5,7 @@ import { freshnessOf, isStorable, isUpstreamTrouble, lifetimeMs, DEFAULT_FRESHNE
 import { cacheKey, tagsChangedBy, tagsOf } from './key';
 import { cacheStatus, type CacheStatusParts } from './status';
 import { CacheStore, type Entry } from './store';
+import type { SharedTier } from './tier';
 
 /** The `cache:` configuration section. */
 export interface CacheSettings {
@@ -32,6 +33,8 @@ export interface CacheDeps {
   pressure?: (call: ApiCall) => boolean;
   /** Reports failures of background refreshes (they never reach a client). */
   onBackgroundError?: (error: unknown, call: ApiCall) => void;
+  /** A second tier shared by several sidecars (`cache.shared.redis`); without it, memory only. */
+  shared?: SharedTier;
 }
 
 export interface CacheStats {
@@ -45,6 +48,8 @@ export interface CacheStats {
   derived: number;
   writes: number;
   invalidated: number;
+  /** Answers taken from the shared tier (stored there by another sidecar, or by this one earlier). */
+  shared: number;
 }
 
 interface Outcome {
@@ -53,6 +58,10 @@ interface Outcome {
   stored?: Entry;
   /** Refused by the budget (a background refresh that must not answer a waiting client). */
   refused?: string;
+  /** Another sidecar fetched it (single flight across sidecars): `stored` is its answer. */
+  shared?: boolean;
+  /** Another sidecar is fetching it and this fetch (a background refresh) did not wait. */
+  busy?: boolean;
 }
 
 const REPOSITORY_FIELDS_MAINBRANCH = 'mainbranch.name';
@@ -70,7 +79,7 @@ const REPOSITORY_FIELDS_MAINBRANCH = 'mainbranch.name';
  */
 export class ResponseCache {
   readonly store: CacheStore;
-  readonly stats: CacheStats = { hits: 0, misses: 0, staleServed: 0, staleIfError: 0, revalidations: 0, collapsed: 0, stored: 0, derived: 0, writes: 0, invalidated: 0 };
+  readonly stats: CacheStats = { hits: 0, misses: 0, staleServed: 0, staleIfError: 0, revalidations: 0, collapsed: 0, stored: 0, derived: 0, writes: 0, invalidated: 0, shared: 0 };
   private readonly inflight = new Map<string, Promise<Outcome>>();
   /** Invalidation sequence, per tag: an answer fetched before its tag was invalidated is stored invalidated. */
   private seq = 0;
@@ -83,6 +92,7 @@ export class ResponseCache {
   ) {
     this.now = deps.now ?? Date.now;
     this.store = new CacheStore(settings.maxBytes, this.now);
+    deps.shared?.onInvalidation((tags) => this.markInvalidated(tags));
   }
 
   /** The cache stage in front of `inner` (budget → upstream). */
@@ -123,8 +133,16 @@ export class ResponseCache {
   /**
    * Marks tagged entries invalidated: no longer served as fresh, nor while revalidating, only as a
    * last resort when upstream fails. Answers addressed by a commit id (immutable 200s) are kept.
+   * With a shared tier, every other sidecar's memory tier and the shared copies too.
    */
   invalidateTags(tags: readonly string[]): number {
+    const n = this.markInvalidated(tags);
+    this.deps.shared?.invalidate(tags);
+    return n;
+  }
+
+  /** This sidecar's memory tier only (an invalidation another sidecar published arrives here). */
+  private markInvalidated(tags: readonly string[]): number {
     const s = ++this.seq;
     for (const t of tags) this.tagSeq.set(t, s);
     const now = this.now();
@@ -170,6 +188,7 @@ export class ResponseCache {
     if (this.inflight.has(key)) return 'busy';
     this.stats.revalidations++;
     const { outcome } = await this.fetch(key, call, cls, inner, true);
+    if (outcome.busy) return 'busy';
     if (outcome.refused) return 'refused';
     return outcome.stored ? 'stored' : 'failed';
   }
@@ -182,12 +201,14 @@ export class ResponseCache {
   renew(call: ApiCall): boolean {
     const cls = freshnessOf(call);
     if (!cls) return false;
-    const e = this.store.peek(cacheKey(call, this.deps.credential));
+    const key = cacheKey(call, this.deps.credential);
+    const e = this.store.peek(key);
     if (!e || e.invalidated || e.status !== 200) return false;
     const s = this.settings;
     e.freshUntil = Math.max(e.freshUntil, this.now() + lifetimeMs(cls, e.status, s.freshness));
     e.revalidateUntil = Math.max(e.revalidateUntil, e.freshUntil + s.staleWhileRevalidateSeconds * 1000);
     e.keepUntil = Math.max(e.keepUntil, e.freshUntil + Math.max(s.staleWhileRevalidateSeconds, s.staleIfErrorSeconds) * 1000);
+    this.deps.shared?.renewed(key, e);
     return true;
   }
 
@@ -201,6 +222,17 @@ export class ResponseCache {
     const key = cacheKey(call, this.deps.credential);
     const now = this.now();
     let entry = this.store.get(key);
+    // The shared tier, unless the memory copy is fresh and recent enough to trust.
+    let fromShared = false;
+    const shared = this.deps.shared;
+    if (shared && !(entry && now < entry.freshUntil && shared.trusts(entry, now))) {
+      const found = await shared.get(key, tagsOf(call), entry);
+      if (found && found !== entry) {
+        this.store.set(key, found);
+        entry = found;
+        fromShared = true;
+      }
+    }
     let derived = false;
     if (!entry) {
       entry = this.derive(call);
@@ -208,10 +240,11 @@ export class ResponseCache {
     }
     if (entry) {
       const ttlSeconds = Math.floor((entry.freshUntil - now) / 1000);
-      const detail = derived ? 'derived' : undefined;
+      const detail = derived ? 'derived' : fromShared ? 'shared' : undefined;
       if (now < entry.freshUntil) {
         this.stats.hits++;
         if (derived) this.stats.derived++;
+        if (fromShared) this.stats.shared++;
         return this.fromEntry(entry, now, { hit: true, ttlSeconds, detail });
       }
       if (!entry.invalidated && (now < entry.revalidateUntil || this.deps.pressure?.(call))) {
@@ -226,6 +259,12 @@ export class ResponseCache {
     let { outcome, collapsed } = await this.fetch(key, call, cls, inner, false);
     if (outcome.refused === 'background') ({ outcome, collapsed } = await this.fetch(key, call, cls, inner, false));
     if (collapsed) this.stats.collapsed++;
+    if (outcome.shared && outcome.stored) {
+      // Another sidecar made the call: its answer, as from the cache.
+      this.stats.shared++;
+      const later = this.now();
+      return this.fromEntry(outcome.stored, later, { hit: true, collapsed: true, ttlSeconds: Math.floor((outcome.stored.freshUntil - later) / 1000), detail: 'shared' });
+    }
     const fwd = entry ? 'stale' : 'miss';
     const troubled = outcome.error !== undefined || (outcome.answer !== undefined && isUpstreamTrouble(outcome.answer.status));
     if (troubled) {
@@ -271,27 +310,46 @@ export class ResponseCache {
   private async fetch(key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean): Promise<{ outcome: Outcome; collapsed: boolean }> {
     const running = this.inflight.get(key);
     if (running) return { outcome: await running, collapsed: true };
-    const startSeq = this.seq;
-    const p = (async (): Promise<Outcome> => {
-      let answer: ApiAnswer;
-      try {
-        answer = await inner(background ? { ...call, background: true } : call);
-      } catch (error) {
-        return { error };
-      }
-      const refusedBy = answer.headers[BUDGET_REFUSED_HEADER];
-      if (refusedBy) return { answer, refused: background ? 'background' : refusedBy };
-      if (!isStorable(answer.status)) return { answer };
-      if (!wellFormed(answer)) return { answer: errorAnswer(502, 'Bitbucket sent an incomplete or corrupt response') };
-      const entry = this.makeEntry(call, cls, answer, startSeq);
-      return { answer, stored: this.storeEntry(key, entry) };
-    })();
+    const p = this.deps.shared ? this.fetchShared(this.deps.shared, key, call, cls, inner, background) : this.callInner(key, call, cls, inner, background);
     this.inflight.set(key, p);
     try {
       return { outcome: await p, collapsed: false };
     } finally {
       this.inflight.delete(key);
     }
+  }
+
+  /** Single flight across sidecars: one of them calls, the others take its stored answer. */
+  private async fetchShared(shared: SharedTier, key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean): Promise<Outcome> {
+    const flight = await shared.begin(key, tagsOf(call), { wait: !background });
+    if (flight.entry) {
+      this.store.set(key, flight.entry);
+      return { answer: { status: flight.entry.status, headers: { ...flight.entry.headers }, body: flight.entry.body }, stored: flight.entry, shared: true };
+    }
+    if (flight.busy) return { refused: 'background', busy: true };
+    let outcome: Outcome | undefined;
+    try {
+      outcome = await this.callInner(key, call, cls, inner, background);
+      return outcome;
+    } finally {
+      await flight.finish(outcome?.stored);
+    }
+  }
+
+  private async callInner(key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean): Promise<Outcome> {
+    const startSeq = this.seq;
+    let answer: ApiAnswer;
+    try {
+      answer = await inner(background ? { ...call, background: true } : call);
+    } catch (error) {
+      return { error };
+    }
+    const refusedBy = answer.headers[BUDGET_REFUSED_HEADER];
+    if (refusedBy) return { answer, refused: background ? 'background' : refusedBy };
+    if (!isStorable(answer.status)) return { answer };
+    if (!wellFormed(answer)) return { answer: errorAnswer(502, 'Bitbucket sent an incomplete or corrupt response') };
+    const entry = this.makeEntry(call, cls, answer, startSeq);
+    return { answer, stored: this.storeEntry(key, entry) };
   }
 
   private storeEntry(key: string, entry: Entry): Entry | undefined {
