@@ -10,7 +10,7 @@ import { faceNames } from './listen/face';
 import { createPipeline, type StreamHandler } from './listen/pipeline';
 import { createLogger } from './ops/logger';
 import { ConnectionDrain } from './ops/drain';
-import { countGitBytes, countUpstreamCalls, createMetrics, type SidecarMetrics } from './ops/metrics';
+import { countGitBytes, countUpstreamCalls, createMetrics, METRIC_PREFIX, type SidecarMetrics } from './ops/metrics';
 import { createReadiness, type Readiness } from './ops/readiness';
 import { opsRouter } from './ops/routes';
 import type { Source } from './routes/call';
@@ -22,7 +22,8 @@ import { upstreamCredentials } from './upstream/credentials';
 import { upstreamSource } from './upstream/source';
 import { ResponseCache } from './cache/cache';
 import { credentialId } from './cache/key';
-import { BudgetGovernor, budgetClassOf } from './upstream/budget';
+import { createShared, maxEntryLifetimeMs, withRedisCheck, type Shared } from './cache/shared';
+import { BudgetGovernor, budgetClassOf, budgetWindowMs } from './upstream/budget';
 import { systemClock, type Clock } from './upstream/budget-clock';
 import { budgetSource } from './upstream/budget-source';
 import { createWebhooks, type Webhooks } from './webhooks';
@@ -57,6 +58,8 @@ export interface Sidecar {
   /** Stage 5; its invalidate* methods are the invalidation API (webhook relay, writes). */
   cache: ResponseCache;
   budget: BudgetGovernor;
+  /** `cache.shared.redis`: the Redis tier, budget window and their state (`up`, `whenUp`); absent without it. */
+  shared?: Shared;
   /** Webhook relay (when `webhooks:` is configured; `queueDepth()` for metrics) and warm refresher. */
   webhooks: Webhooks;
   /** Git mirrors (`mirror:`): `markStale` / `refresh` are the invalidation API, `manager.usage()` the disk use. */
@@ -93,12 +96,17 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   const rest = countUpstreamCalls(upstreamSource(upstream), metrics, budgetClassOf);
   // learning → cache → budget → upstream (ARCHITECTURE §3 stages 5-6).
   const clock = options.clock ?? (options.now ? { ...systemClock, now: options.now } : systemClock);
-  const budget = new BudgetGovernor(config.upstream.budget, clock);
+  // Several sidecars (cache.shared.redis): a second cache tier, cross-sidecar coalescing and one budget window in Redis.
+  const shared = config.cache.shared
+    ? createShared(config.cache.shared, { credential: credentialId(creds.rest), now: () => clock.now(), logger, windowMs: budgetWindowMs(config.upstream.budget), maxEntryLifetimeMs: maxEntryLifetimeMs(config.cache) })
+    : undefined;
+  const budget = new BudgetGovernor(config.upstream.budget, clock, shared?.budgetWindow);
   const cache = new ResponseCache(config.cache, {
     credential: credentialId(creds.rest),
     now: () => clock.now(),
     pressure: (call) => budget.wouldWait(budgetClassOf(call)),
     onBackgroundError: (e, call) => logger.warn({ route: call.route.id, err: (e as Error).message }, 'background refresh failed'),
+    shared: shared?.tier,
   });
   const metered = budgetSource(options.wrapSource ? options.wrapSource(rest) : rest, budget);
   // Git mirrors (ARCHITECTURE §4): between the cache and the budget, and in front of the git proxy.
@@ -135,10 +143,11 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   metrics.trackTokens(() => clients.tokenUsage());
   metrics.trackBudget(() => budget.snapshot());
   metrics.trackCache(() => ({ bytes: cache.store.bytes, entries: cache.store.entries, maxBytes: cache.store.maxBytes }));
+  shared?.registerMetrics(metrics.registry, METRIC_PREFIX);
   registerMirrorMetrics(metrics.registry, mirrors);
   metrics.trackWebhookQueue(() => webhooks.queueDepth());
   const ops = opsRouter({
-    ready: (opts) => readiness.check(opts),
+    ready: async (opts) => withRedisCheck(await readiness.check(opts), shared, opts),
     metrics: () => metrics.render(),
     webhook: webhooks.relay && { path: webhooks.relay.settings.path, handler: webhooks.relay.handler },
   });
@@ -182,6 +191,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     upstream,
     cache,
     budget,
+    shared,
     webhooks,
     mirrors,
     metrics,
@@ -192,6 +202,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
       git.close();
       await mirrors.close();
       await webhooks.close();
+      await shared?.close();
       return upstream.close();
     },
   };

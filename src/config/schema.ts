@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isValidGlob } from '../scope/glob';
+import { SHARED_DEFAULTS } from '../cache/shared/settings';
 import { parseByteSize } from './size';
 
 export const PERMISSIONS = ['read', 'statuses:write', 'webhooks:manage', 'git:push'] as const;
@@ -138,12 +139,61 @@ const freshnessSchema = z
     notFoundSeconds: seconds.default(60),
   })
   .strict();
+// Several sidecars sharing cache, coalescing and budget (README "Several sidecars (Redis)";
+// src/cache/shared/).
+const SHARED = SHARED_DEFAULTS;
+const redisSchema = z
+  .object({
+    url: z
+      .string()
+      .refine((u) => {
+        try {
+          const p = new URL(u).protocol;
+          return p === 'redis:' || p === 'rediss:';
+        } catch {
+          return false;
+        }
+      }, 'must be a redis:// or rediss:// (TLS) URL'),
+    keyPrefix: z.string().max(128).regex(/^[\x21-\x7e]*$/, 'must be printable ASCII without spaces').default(SHARED.keyPrefix),
+    username: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+    tls: z
+      .union([
+        z.literal(true),
+        z
+          .object({
+            caFile: z.string().min(1).optional(),
+            certFile: z.string().min(1).optional(),
+            keyFile: z.string().min(1).optional(),
+            servername: z.string().min(1).optional(),
+            rejectUnauthorized: z.boolean().default(true),
+          })
+          .strict()
+          .refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), { message: 'certFile and keyFile go together (a client certificate)', path: ['certFile'] }),
+      ])
+      .transform((t) => (t === true ? { rejectUnauthorized: true } : t))
+      .optional(),
+    connectTimeoutMs: z.number().int().min(50).max(60_000).default(SHARED.connectTimeoutMs),
+    commandTimeoutMs: z.number().int().min(10).max(60_000).default(SHARED.commandTimeoutMs),
+  })
+  .strict();
+const sharedSchema = z
+  .object({
+    redis: redisSchema,
+    memorySeconds: z.number().min(0).max(3600).default(SHARED.memorySeconds),
+    compression: z.enum(['brotli', 'gzip', 'none']).default(SHARED.compression),
+    lockTtlMs: z.number().int().min(100).max(600_000).default(SHARED.lockTtlMs),
+    lockWaitMs: z.number().int().min(0).max(600_000).default(SHARED.lockWaitMs),
+    fallbackBudgetShare: z.number().min(0).max(1).default(SHARED.fallbackBudgetShare),
+  })
+  .strict();
 const cacheSchema = z
   .object({
     maxBytes: byteSize.default(256 * 1024 ** 2),
     freshness: freshnessSchema.default({ immutableSeconds: 86_400, metadataSeconds: 300, listSeconds: 30, notFoundSeconds: 60 }),
     staleWhileRevalidateSeconds: seconds.default(30),
     staleIfErrorSeconds: seconds.default(86_400),
+    shared: sharedSchema.optional(),
   })
   .strict()
   .default({
