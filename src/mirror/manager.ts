@@ -58,6 +58,8 @@ export const DEFAULT_MIRROR: Omit<MirrorSettings, 'dir'> = {
 export const SYNC_COST = 2;
 const MAX_BACKOFF_MS = 10 * 60_000;
 const TOO_LARGE_HOLD_MS = 60 * 60_000;
+/** Mirrors unused this long are not refreshed on the schedule. */
+const IDLE_MS = 24 * 60 * 60_000;
 const SLUG = /^[a-z0-9._-]{1,128}$/;
 
 export interface MirrorState {
@@ -446,6 +448,8 @@ export class MirrorManager {
     for (const st of this.states.values()) {
       if (!st.exists || st.syncing || started >= this.settings.concurrency * 2) continue;
       if (!this.enabledFor(st.ws) || this.deps.inScope(st.ws, st.repo) !== 'yes') continue;
+      // A mirror nobody asked about for a day is fetched when next used, not on the schedule.
+      if (now - st.lastUsed > IDLE_MS) continue;
       const due = st.syncedSeq !== st.markSeq || (this.settings.refreshSeconds > 0 && now - (st.syncedAt ?? 0) >= this.settings.refreshSeconds * 1000);
       if (due && this.sync(st, 'background')) started++;
     }

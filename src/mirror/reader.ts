@@ -103,7 +103,7 @@ export class MirrorReader {
   async commitByPrefix(prefix: string): Promise<string | undefined> {
     const p = prefix.toLowerCase();
     if (!/^[0-9a-f]{4,40}$/.test(p)) return undefined;
-    if (HEX40.test(p) && commits.has(p)) return p;
+    // Always asked of this mirror: the parsed-object cache is shared by all mirrors.
     const o = await this.pool.request(this.gitDir, 'info', `${p}^{commit}`);
     return o?.type === 'commit' && o.sha.startsWith(p) ? o.sha : undefined;
   }
@@ -160,7 +160,6 @@ export class MirrorReader {
   /** True when the mirror holds every object named (full ids). */
   async hasObjects(shas: readonly string[]): Promise<boolean> {
     for (const sha of shas) {
-      if (commits.has(sha)) continue;
       if (!(await this.pool.request(this.gitDir, 'info', sha))) return false;
     }
     return true;

@@ -80,6 +80,17 @@ describe('fresh and stale mirrors', () => {
     expect(await s.mirrors.refresh('acme', 'service-api')).toBe(true);
   });
 
+  it("a commit the mirror lacks (another repository's, a fork's) is asked of Bitbucket, once the mirror is fresh", async () => {
+    const other = (await ask(`${API}/acme/service-web/refs/branches/main`)).json.target.hash as string;
+    expect(await s.mirrors.refresh('acme', 'service-api')).toBe(true);
+    s.running.sidecar.cache.clear();
+    const from = s.fake.requests.length;
+    const a = await s.plugin.get(`${repoUrl}/commit/${other}`);
+    expect(a.status).toBe(404);
+    expect(s.apiSince(from).map((r) => r.path)).toEqual([`/2.0/repositories/acme/service-api/commit/${other}`]);
+    expect(s.gitSince(from)).toEqual([]);
+  });
+
   it('a request waits at most waitSeconds for a slow fetch, goes upstream, and the mirror serves once the fetch is done', async () => {
     s.fake.addFault({ kind: 'latency', latencyMs: 2500, match: { pathIncludes: gitPath }, times: 1 });
     const h3 = await s.fake.pushCommit('acme', 'service-api', 'main', { 'fresh.txt': 'three\n' });
