@@ -73,6 +73,32 @@ describe('one budget for several sidecars', () => {
     }
   });
 
+  it('a busy window is read in bounded pieces: the count is exact, the oldest calls are known', async () => {
+    const clock = new ManualClock(1_800_000_000_000);
+    const keyPrefix = prefix();
+    const link = new RedisLink({ url: redis.url, keyPrefix, connectTimeoutMs: 1000, commandTimeoutMs: 1000 }, silent, `${keyPrefix}events`, () => undefined);
+    try {
+      expect(await link.whenUp(5000)).toBe(true);
+      const cfg = { ...DEFAULT_BUDGET, repositoryRequestsPerHour: 1000, burstShare: 1 };
+      const window = new RedisBudgetWindow({ link, keyPrefix, credential: 'c1', windowMs: budgetWindowMs(cfg), fallbackShare: 0.5 });
+      const g = new BudgetGovernor(cfg, clock, window);
+      for (let i = 0; i < 400; i++) {
+        const a = await g.acquire('repository');
+        if (a.ok) a.release({ status: 200, headers: {} });
+        clock.advance(1000);
+      }
+      // The reply carried the 257 oldest times and the newest: 400 calls, the first at T0.
+      const view = window.calls('repository', clock.now());
+      expect(view).toHaveLength(400);
+      expect(view[0]).toBe(1_800_000_000_000);
+      expect(view[256]).toBe(1_800_000_000_000 + 256_000);
+      expect(view[399]).toBe(1_800_000_000_000 + 399_000);
+      expect(window.sharers('repository', clock.now())).toBe(1);
+    } finally {
+      await link.close();
+    }
+  });
+
   describe('two sidecars scanning at once with a budget of 40 per hour', () => {
     const N = 40;
     const SPEED = 2500; // an hour in 1.44 s

@@ -6,33 +6,46 @@ import { pruneWindow, type BudgetWindow } from '../../upstream/budget-window';
 import type { RedisLink } from './connection';
 
 interface Scripts {
-  sidecarTake(keys: number, ...args: (string | number)[]): Promise<[number, string[], number]>;
+  sidecarWindow(keys: number, ...args: (string | number)[]): Promise<[number, number, string[], string, number]>;
 }
 
 /**
- * KEYS: the class's window (a sorted set: one member `{sidecar}:{n}` per call, scored by its
- * dispatch time). ARGV: now, window ms, limit, member. Drops the calls that left the window, adds
- * this one when the window holds fewer than `limit`, and answers (1 added / 0 full, every call's
- * time in the window, how many sidecars made them).
+ * KEYS: the class's window (a sorted set: one member per call, scored by its dispatch time) and
+ * its sidecar register (a hash: sidecar → its latest call). ARGV: now, window ms, limit, member
+ * ('' = only look), sidecar, slack. Drops the calls that left the window; adds this one when the
+ * window holds fewer than `limit`; answers (1 added / 0 not, how many calls are in the window, the
+ * times of the oldest of them — as many as a decision near the limit needs —, the newest time, how
+ * many sidecars called within the window). Bounded work, whatever the limit.
  */
-const TAKE = `
-  local now = tonumber(ARGV[1])
-  local span = tonumber(ARGV[2])
+const WINDOW = `
+  local now, span, limit, slack = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[6])
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - span)
+  local n = redis.call('ZCARD', KEYS[1])
   local ok = 0
-  if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
+  if ARGV[4] ~= '' and n < limit then
     redis.call('ZADD', KEYS[1], now, ARGV[4])
     redis.call('PEXPIRE', KEYS[1], span)
+    redis.call('HSET', KEYS[2], ARGV[5], now)
+    redis.call('PEXPIRE', KEYS[2], span)
+    n = n + 1
     ok = 1
   end
-  local r = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-  local times, seen, sharers = {}, {}, 0
-  for i = 1, #r, 2 do
-    times[#times + 1] = r[i + 1]
-    local who = string.match(r[i], '^[^:]*')
-    if not seen[who] then seen[who] = true; sharers = sharers + 1 end
+  local times, newest = {}, '0'
+  if n > 0 then
+    local k = math.min(n, math.max(0, n - limit) + 1 + slack)
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, k - 1, 'WITHSCORES')
+    for i = 2, #oldest, 2 do times[#times + 1] = oldest[i] end
+    newest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]
   end
-  return { ok, times, sharers }`;
+  local sharers = 0
+  local who = redis.call('HGETALL', KEYS[2])
+  for i = 1, #who, 2 do
+    if tonumber(who[i + 1]) > now - span then sharers = sharers + 1 else redis.call('HDEL', KEYS[2], who[i]) end
+  end
+  return { ok, n, times, newest, sharers }`;
+
+/** Calls queued behind a decision, at most, that the view still knows the exact times for. */
+const SLACK = 256;
 
 export interface WindowDeps {
   link: RedisLink;
@@ -55,8 +68,8 @@ const CLASSES: readonly BudgetClass[] = ['repository', 'webhook', 'other'];
  * The governor decides on a local view (`calls`: the set as last read, plus this sidecar's calls
  * since), then `confirm` adds the call in one atomic script that refuses it when the set already
  * holds `limit` calls — so the sum over all sidecars never exceeds the limit, whatever the races.
- * Each answer brings the whole window back, which keeps the view (and the governor's pacing)
- * current; an idle sidecar refreshes it every `syncMs` when asked.
+ * Each answer brings the window's count, its oldest times and its newest back, which keeps the
+ * view (and the governor's pacing) current; an idle sidecar refreshes it every `syncMs` when asked.
  *
  * While Redis is unreachable the view is this sidecar's own calls of the last hour and the limit is
  * `fallbackShare` of it. Calls made meanwhile are added to the set when Redis returns, so the other
@@ -69,6 +82,14 @@ export class RedisBudgetWindow implements BudgetWindow {
   private readonly own: Record<BudgetClass, number[]> = { repository: [], webhook: [], other: [] };
   /** Sidecars with calls in the window, as last read. */
   private readonly present: Record<BudgetClass, number> = { repository: 0, webhook: 0, other: 0 };
+  /**
+   * Scripts run in the order they are sent (one connection); replies may be handled out of order
+   * (awaits resume in any order), so a view is taken only from a reply newer than the last one taken.
+   */
+  private sent = 0;
+  private readonly taken: Record<BudgetClass, number> = { repository: 0, webhook: 0, other: 0 };
+  /** The limit last confirmed against, per class (how many oldest times a look needs). */
+  private readonly limits: Record<BudgetClass, number> = { repository: Infinity, webhook: Infinity, other: Infinity };
   /** Our calls Redis has not seen (made while it was unreachable). */
   private readonly unsynced: Record<BudgetClass, number[]> = { repository: [], webhook: [], other: [] };
   private readonly redis: Redis & Scripts;
@@ -81,7 +102,7 @@ export class RedisBudgetWindow implements BudgetWindow {
 
   constructor(private readonly deps: WindowDeps) {
     this.redis = deps.link.cmd as Redis & Scripts;
-    this.redis.defineCommand('sidecarTake', { lua: TAKE });
+    this.redis.defineCommand('sidecarWindow', { lua: WINDOW });
     deps.link.onChange((up) => {
       if (up) void this.catchUp();
     });
@@ -114,11 +135,11 @@ export class RedisBudgetWindow implements BudgetWindow {
       this.unsynced[cls].push(t);
       return true;
     }
+    this.limits[cls] = limit;
     try {
-      const [ok, times, sharers] = await this.redis.sidecarTake(1, this.key(cls), t, this.deps.windowMs, limit, this.member());
-      this.shared[cls] = times.map(Number);
-      this.present[cls] = sharers;
-      if (ok === 1) return true;
+      const ticket = ++this.sent;
+      const ok = this.view(cls, ticket, await this.redis.sidecarWindow(2, ...this.keys(cls), t, this.deps.windowMs, limit, this.member(), this.instance, SLACK));
+      if (ok) return true;
       removeOne(this.own[cls], t);
       this.refusedShared++;
       return false;
@@ -130,8 +151,27 @@ export class RedisBudgetWindow implements BudgetWindow {
     }
   }
 
-  private key(cls: BudgetClass): string {
-    return `${this.deps.keyPrefix}budget:${this.deps.credential}:${cls}`;
+  private keys(cls: BudgetClass): [string, string] {
+    const k = `${this.deps.keyPrefix}budget:${this.deps.credential}:${cls}`;
+    return [k, `${k}:sidecars`];
+  }
+
+  /**
+   * Takes a script answer as the view: the oldest times it returned, then the calls in between
+   * counted at the newest time (they leave the window no earlier than that: a conservative view).
+   */
+  private view(cls: BudgetClass, ticket: number, [ok, n, oldest, newest, sharers]: [number, number, string[], string, number]): boolean {
+    if (ticket < this.taken[cls]) return ok === 1;
+    this.taken[cls] = ticket;
+    const times = oldest.map(Number);
+    const known = times.length;
+    if (n > known) {
+      times.length = n;
+      times.fill(Number(newest), known);
+    }
+    this.shared[cls] = times;
+    this.present[cls] = sharers;
+    return ok === 1;
   }
 
   private member(): string {
@@ -144,20 +184,12 @@ export class RedisBudgetWindow implements BudgetWindow {
     this.syncing = true;
     this.syncedAt = performance.now();
     try {
-      const p = this.redis.pipeline();
-      for (const cls of CLASSES) p.zrangebyscore(this.key(cls), `(${t - this.deps.windowMs}`, '+inf', 'WITHSCORES');
-      const replies = (await p.exec()) ?? [];
-      replies.forEach(([err, r], i) => {
-        if (err || !Array.isArray(r)) return;
-        const times: number[] = [];
-        const who = new Set<string>();
-        for (let j = 0; j + 1 < r.length; j += 2) {
-          who.add(String(r[j]).split(':')[0]);
-          times.push(Number(r[j + 1]));
-        }
-        this.shared[CLASSES[i]] = times;
-        this.present[CLASSES[i]] = who.size;
-      });
+      await Promise.all(
+        CLASSES.map(async (cls) => {
+          const ticket = ++this.sent;
+          this.view(cls, ticket, await this.redis.sidecarWindow(2, ...this.keys(cls), t, this.deps.windowMs, Number.isFinite(this.limits[cls]) ? this.limits[cls] : 1e15, '', this.instance, SLACK));
+        }),
+      );
     } catch (e) {
       this.deps.link.failed(e);
     } finally {
@@ -173,10 +205,13 @@ export class RedisBudgetWindow implements BudgetWindow {
       for (const cls of CLASSES) {
         const times = this.unsynced[cls];
         if (times.length === 0) continue;
+        const [key, sidecars] = this.keys(cls);
         const args: (string | number)[] = [];
         for (const t of times) args.push(t, this.member());
-        p.zadd(this.key(cls), ...args);
-        p.pexpire(this.key(cls), this.deps.windowMs);
+        p.zadd(key, ...args);
+        p.pexpire(key, this.deps.windowMs);
+        p.hset(sidecars, this.instance, Math.max(...times));
+        p.pexpire(sidecars, this.deps.windowMs);
         this.unsynced[cls] = [];
         any = true;
       }
