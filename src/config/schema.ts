@@ -206,10 +206,10 @@ const BUDGET_DEFAULTS = {
   repositoryRequestsPerHour: 1000,
   webhookRequestsPerHour: 1000,
   maxConcurrent: 20,
-  maxQueueWaitMs: 20_000,
+  maxQueueWaitMs: 30_000,
   maxRetryAfterSeconds: 600,
   backgroundShare: 0.5,
-  burstShare: 0.5,
+  burstShare: 0.3,
   windowMarginMs: 1000,
 };
 const budgetSchema = z

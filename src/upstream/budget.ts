@@ -42,10 +42,10 @@ export const DEFAULT_BUDGET: BudgetConfig = {
   repositoryRequestsPerHour: 1000,
   webhookRequestsPerHour: 1000,
   maxConcurrent: 20,
-  maxQueueWaitMs: 20_000,
+  maxQueueWaitMs: 30_000,
   maxRetryAfterSeconds: 600,
   backgroundShare: 0.5,
-  burstShare: 0.5,
+  burstShare: 0.3,
   windowMarginMs: 1000,
 };
 
@@ -167,6 +167,7 @@ export class BudgetGovernor {
         cancelDeadline: () => undefined,
       };
       waiter.cancelDeadline = this.clock.setTimer(this.cfg.maxQueueWaitMs, () => {
+        this.pump(); // a wake-up due at the same moment may not have run yet
         const i = this.queue.indexOf(waiter);
         if (i < 0) return;
         this.queue.splice(i, 1);
@@ -220,17 +221,23 @@ export class BudgetGovernor {
     // (n + ahead + 1 - limit) oldest calls must have left the window.
     const mustLeave = n + ahead + 1 - limit;
     if (mustLeave > 0) at = Math.max(at, mustLeave <= n ? log[mustLeave - 1] + this.windowMs : t + this.windowMs);
-    // Pacing: past the burst share, spread what is left over the time until the oldest call leaves.
-    // When k sidecars draw on a shared window, each spaces its own calls k times as far apart: together
-    // they keep the pace, and none waits on the others' luck.
-    if (this.pacing(s, n, limit, t)) {
-      const remaining = limit - n;
-      if (remaining > 0 && n > 0) {
-        const spacing = ((log[0] + this.windowMs - t) / remaining) * (this.window.sharers?.(cls, t) ?? 1);
-        at = Math.max(at, s.lastCall + spacing * (ahead + 1));
-      }
-    }
+    const spacing = this.spacing(cls, t, log, limit);
+    if (spacing !== undefined) at = Math.max(at, s.lastCall + spacing * (ahead + 1));
     return at;
+  }
+
+  /**
+   * Pacing: past the burst share, spread what is left over the time until the oldest call leaves.
+   * When k sidecars draw on a shared window, each spaces its own calls k times as far apart: together
+   * they keep the pace, and none waits on the others' luck. Undefined when not pacing.
+   */
+  private spacing(cls: BudgetClass, t: number, log: readonly number[] = this.window.calls(cls, t), limit = this.limitOf(cls)): number | undefined {
+    if (!Number.isFinite(limit)) return undefined;
+    const n = log.length;
+    if (!this.pacing(this.classes[cls], n, limit, t)) return undefined;
+    const remaining = limit - n;
+    if (remaining <= 0 || n === 0) return undefined;
+    return ((log[0] + this.windowMs - t) / remaining) * (this.window.sharers?.(cls, t) ?? 1);
   }
 
   private pacing(s: ClassState, used: number, limit: number, t: number): boolean {
@@ -254,9 +261,13 @@ export class BudgetGovernor {
     return this.grant(cls, t);
   }
 
-  private grant(cls: BudgetClass, t: number): Permit {
+  private grant(cls: BudgetClass, t: number, queued = false): Permit {
+    const s = this.classes[cls];
+    // A queued call granted late (its wake-up timer fired after its time) keeps its slot in the
+    // pacing schedule, so lateness does not add up along the queue; at most one interval is made up.
+    const spacing = queued ? this.spacing(cls, t) : undefined;
+    s.lastCall = spacing === undefined ? t : Math.min(t, Math.max(s.lastCall + spacing, t - spacing));
     this.window.add(cls, t);
-    this.classes[cls].lastCall = t;
     this.inFlight++;
     this.granted[cls]++;
     let released = false;
@@ -323,7 +334,7 @@ export class BudgetGovernor {
       }
       this.queue.splice(i, 1);
       w.cancelDeadline();
-      w.resolve(this.grant(w.cls, t));
+      w.resolve(this.grant(w.cls, t, true));
     }
     if (this.wake && (this.wake.at !== nextAt || this.queue.length === 0)) {
       this.wake.cancel();

@@ -221,16 +221,17 @@ describe('budget and upstream rate limits', () => {
   it('upstream 429 with Retry-After: passed on exactly, and no upstream call of that class until it has passed', async () => {
     const env = await stackWith({});
     try {
-      env.fake.addFault({ match: { pathPrefix: '/2.0/repositories' }, kind: 'rate429', retryAfter: 45, times: 1 });
+      env.fake.addFault({ match: { pathPrefix: '/2.0/repositories' }, kind: 'rate429', retryAfter: 75, times: 1 });
       const first = await send(env.stack, 'jenkins', `${R}/refs/branches?pagelen=100`);
       expect(first.status).toBe(429);
-      expect(first.headers['retry-after']).toBe('45');
+      expect(first.headers['retry-after']).toBe('75');
       env.clock.advance(15_000);
+      // 60 s still to wait, more than the 30 s queue bound: refused at once with the exact rest.
       const held = await send(env.stack, 'jenkins', `${R}/refs/tags?pagelen=100`);
       expect(held.status).toBe(429);
-      expect(held.headers['retry-after']).toBe('30');
+      expect(held.headers['retry-after']).toBe('60');
       expect(apiCalls(env.fake)).toBe(1);
-      env.clock.advance(30_000);
+      env.clock.advance(60_000);
       expect((await send(env.stack, 'jenkins', `${R}/refs/tags?pagelen=100`)).status).toBe(200);
     } finally {
       await env.stop();
@@ -253,7 +254,7 @@ describe('budget and upstream rate limits', () => {
   });
 
   it('a short backoff is waited out in the queue instead of being handed to the client', async () => {
-    const env = await stackWith({}); // maxQueueWaitMs 20 s by default
+    const env = await stackWith({}); // maxQueueWaitMs 30 s by default
     try {
       env.fake.addFault({ match: { pathPrefix: '/2.0/repositories' }, kind: 'rate429', times: 1 });
       expect((await send(env.stack, 'jenkins', `${R}/refs/branches?pagelen=100`)).status).toBe(429);

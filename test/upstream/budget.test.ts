@@ -253,6 +253,34 @@ describe('pacing', () => {
     expect((await call(g)).ok).toBe(true);
   });
 
+  it('late wake-ups do not add up along a paced queue', async () => {
+    /** Every timer fires `lateMs` after its time, like an event loop that is busy. */
+    class LateClock extends ManualClock {
+      constructor(private readonly lateMs: number) {
+        super(0);
+      }
+      override setTimer(ms: number, fn: () => void): () => void {
+        return super.setTimer(ms + this.lateMs, fn);
+      }
+    }
+    const grantTimes = async (clock: ManualClock) => {
+      const g = new BudgetGovernor(cfg({ repositoryRequestsPerHour: 10, burstShare: 0.5, maxQueueWaitMs: 3_600_000 }), clock);
+      for (let i = 0; i < 5; i++) await call(g);
+      const times: number[] = [];
+      const waiting = [1, 2, 3, 4].map(() => g.acquire('repository').then((a) => (a.ok ? times.push(clock.now()) : times.push(-1))));
+      for (let i = 0; i < 400 && times.length < 4; i++) {
+        clock.advance(10_000);
+        await flush();
+      }
+      await Promise.all(waiting);
+      return times;
+    };
+    const punctual = await grantTimes(new ManualClock(0));
+    const late = await grantTimes(new LateClock(30_000));
+    expect(punctual.every((t) => t > 0)).toBe(true);
+    late.forEach((t, i) => expect(t - punctual[i]).toBeLessThanOrEqual(30_000 + 10_000));
+  });
+
   it('below burstShare, calls go back to back', async () => {
     const clock = new ManualClock(0);
     const g = new BudgetGovernor(cfg({ repositoryRequestsPerHour: 1000, burstShare: 0.5 }), clock);
