@@ -65,9 +65,10 @@ describe('the upstream credential and the mirror git processes', () => {
 
   it('the environment that carries it is readable by the sidecar user only', async () => {
     s.fake.addFault({ kind: 'latency', latencyMs: 800, match: { pathIncludes: '/acme/docs-site.git/' }, times: 1 });
-    const pending = s.plugin.get(`${API}/acme/docs-site/refs/branches`);
+    let settled = false;
+    const pending = s.plugin.get(`${API}/acme/docs-site/refs/branches`).finally(() => (settled = true));
     let checked = 0;
-    for (let i = 0; i < 100 && checked === 0; i++) {
+    while (checked === 0 && !settled) {
       for (const { pid, args } of spawned) {
         if (!args.includes('clone') || !args.some((a) => a.includes('docs-site'))) continue;
         try {

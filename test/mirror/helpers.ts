@@ -22,7 +22,11 @@ export interface MirrorStack extends Stack {
   gitSince(from: number): LoggedRequest[];
 }
 
-/** The fake, and a sidecar with git mirrors on (in a temporary directory removed by `stop`). */
+/**
+ * The fake, and a sidecar with git mirrors on (in a temporary directory removed by `stop`). Requests
+ * wait up to 60 s for a clone or fetch (`waitSeconds`), so that a loaded machine does not turn a
+ * slow clone into an upstream answer; tests about that wait set their own.
+ */
 export async function startMirrorStack(
   options: {
     clients?: StackClient[];
@@ -42,7 +46,7 @@ export async function startMirrorStack(
     fake: options.fake,
     fakeInstance: options.fakeInstance,
     sidecar: options.sidecar,
-    config: { state: { dir }, mirror: { enabled: true, dir: join(dir, 'mirrors'), refreshSeconds: 0, ...options.mirror }, ...options.config },
+    config: { state: { dir }, mirror: { enabled: true, dir: join(dir, 'mirrors'), refreshSeconds: 0, waitSeconds: 60, ...options.mirror }, ...options.config },
   });
   const plugin = new PluginClient(stack.url, basicAuth('jenkins@ci.example', stack.tokens[clients[0].id]));
   const restAuth = basicAuth(stack.fake.credentials.email, stack.fake.credentials.apiToken);
