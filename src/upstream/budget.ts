@@ -222,7 +222,13 @@ export class BudgetGovernor {
     const mustLeave = n + ahead + 1 - limit;
     if (mustLeave > 0) at = Math.max(at, mustLeave <= n ? log[mustLeave - 1] + this.windowMs : t + this.windowMs);
     const spacing = this.spacing(cls, t, log, limit);
-    if (spacing !== undefined) at = Math.max(at, s.lastCall + spacing * (ahead + 1));
+    if (spacing !== undefined) {
+      // With a shared window, the pace is one call per spacing / k after the latest call of any
+      // sidecar; a sidecar whose own latest call is a full spacing back goes anyway. Alone (k = 1)
+      // the latest call is this sidecar's, and both are the same time.
+      const k = this.window.sharers?.(cls, t) ?? 1;
+      at = Math.max(at, Math.min(s.lastCall + spacing * (ahead + 1), log[log.length - 1] + (spacing / k) * (ahead + 1)));
+    }
     return at;
   }
 
