@@ -127,6 +127,8 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     mirrors.onInvalidatedTags(tags);
     return invalidateTags(tags);
   };
+  // …and so does one another sidecar published (cache.shared.redis): its webhook was about this repository too.
+  shared?.tier.onInvalidation((tags) => mirrors.onInvalidatedTags(tags));
   const behindCache = mirrors.source(metered);
   const webhooks = createWebhooks(config, { clients: () => clients.clients, facts, cache, upstream: behindCache, budget, clock, logger, userAgent: `bitbucket-sidecar/${VERSION}` });
   const source = learningSource(webhooks.observe(cache.wrap(behindCache)), facts);
