@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { mintOAuthConsumer, mintToken, sha256Hex } from '../../src/auth/tokens';
-import type { LoggedRequest } from '../../src/fake-bitbucket';
+import { startFakeBitbucket, type LoggedRequest } from '../../src/fake-bitbucket';
 import { basicAuth, startStack, type Stack } from '../helpers/stack';
 import { caseArb, type Case, type Known } from './grammar';
 import { exchange, isBitbucketError, type WireResponse } from './wire';
@@ -55,8 +55,17 @@ async function setup(clients: { id: string; scope: unknown[]; permissions: strin
   for (const c of clients) tokens[c.id] = mintToken();
   const expiredToken = mintToken();
   const consumer = mintOAuthConsumer();
-  const stack = await startStack([], {
+  const fake = await startFakeBitbucket({ seed: 'demo' });
+  const started = await startStack([], {
+    fakeInstance: fake,
     config: {
+      // Budget pacing is not under test: a long fuzz run must not queue for it (maxQueueWaitMs).
+      upstream: {
+        apiUrl: fake.url,
+        webUrl: fake.url,
+        auth: { type: 'basic', username: fake.credentials.email, password: fake.credentials.apiToken },
+        budget: { repositoryRequestsPerHour: 100_000_000, webhookRequestsPerHour: 100_000_000 },
+      },
       clients: [
         ...clients.map((c) => ({ id: c.id, token: { sha256: sha256Hex(tokens[c.id]) }, scope: c.scope, permissions: c.permissions })),
         { id: 'expired', tokens: [{ sha256: sha256Hex(expiredToken), expiresAt: '2001-01-01' }], scope: [{ workspace: 'acme' }] },
@@ -64,6 +73,13 @@ async function setup(clients: { id: string; scope: unknown[]; permissions: strin
       ],
     },
   });
+  const stack: Stack = {
+    ...started,
+    async stop() {
+      await started.stop();
+      await fake.close();
+    },
+  };
   const port = stack.running.httpPort;
   const first = clients[0].id;
   const auth = basicAuth('jenkins@ci.example', tokens[first]);
