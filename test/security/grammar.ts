@@ -563,6 +563,8 @@ export function caseArb(k: Known, clients: string[]): fc.Arbitrary<Case> {
         encodings: fc.array(encodingArb, { minLength: 12, maxLength: 12 }),
         mask: fc.array(fc.boolean(), { minLength: 5, maxLength: 5 }),
         literalCase: fc.oneof({ weight: 12, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+        // Route literals percent-encoded too ("%72epositories"): they decode to the same route.
+        literalEncoding: fc.oneof({ weight: 12, arbitrary: fc.constant<Encoding>('plain') }, { weight: 1, arbitrary: pick<Encoding>('all', 'all-lower', 'some', 'double', 'overlong') }),
         mutation: fc.oneof(
           { weight: 14, arbitrary: fc.constant<string>('none') },
           { weight: 1, arbitrary: pick('dot', 'dotdot', 'enc-dotdot', 'empty', 'leading-double', 'trailing', 'semicolon', 'fragment', 'space', 'backslash-sep', 'overlong-dotdot', 'tab') },
@@ -589,11 +591,15 @@ export function caseArb(k: Known, clients: string[]): fc.Arbitrary<Case> {
       })
       .map((raw) => {
         const r = raw.clean
-          ? { ...raw, encodings: raw.encodings.map(() => 'plain' as Encoding), literalCase: false, mutation: 'none', absolute: '', hosts: raw.goodHost[0].includes('bitbucket') ? [/^\/[12]\.0\//.test(tpl.t) ? 'api.bitbucket.org' : 'bitbucket.org'] : raw.goodHost, credential: raw.goodCredential as Credential, query: raw.cleanQuery }
+          ? { ...raw, encodings: raw.encodings.map(() => 'plain' as Encoding), literalCase: false, literalEncoding: 'plain' as Encoding, mutation: 'none', absolute: '', hosts: raw.goodHost[0].includes('bitbucket') ? [/^\/[12]\.0\//.test(tpl.t) ? 'api.bitbucket.org' : 'bitbucket.org'] : raw.goodHost, credential: raw.goodCredential as Credential, query: raw.cleanQuery }
           : raw;
         const segs = r.built.segs;
         let parts = segs.map((s, i) => {
-          const text = encodeSeg(s, s.literal ? 'plain' : r.encodings[i % r.encodings.length], r.mask);
+          const text = s.literal
+            ? r.literalEncoding === 'plain' || i !== r.at % segs.length
+              ? s.text
+              : encodeSeg({ ...s, literal: false }, r.literalEncoding, r.mask)
+            : encodeSeg(s, r.encodings[i % r.encodings.length], r.mask);
           return s.literal && r.literalCase && i === (r.at % segs.length) ? text.toUpperCase() : text;
         });
         const at = parts.length ? r.at % parts.length : 0;
