@@ -1,3 +1,4 @@
+import { request } from 'undici';
 import { startFakeBitbucket, type FakeBitbucketServer } from '../../src/fake-bitbucket';
 import type { Stack } from '../helpers/stack';
 import { API, apiCalls, get, ops, prefix, scan, startShared } from './helpers';
@@ -64,5 +65,7 @@ describe('two sidecars sharing one Redis', () => {
     expect(o.ready.status).toBe(200);
     expect(o.ready.json.checks.redis).toMatch(/^up \(redis:\/\/127\.0\.0\.1:\d+\)/);
     expect(o.redisUp).toBe(1);
+    const skipped = await request(`${a.url}/_sidecar/ready?upstream=skip&redis=skip`);
+    expect(((await skipped.body.json()) as { checks: Record<string, string> }).checks.redis).toBeUndefined();
   });
 });
