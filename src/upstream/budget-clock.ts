@@ -67,4 +67,11 @@ export class ManualClock implements Clock {
   get pendingTimers(): number {
     return this.timers.length;
   }
+
+  /** When the next timer is due, if any. */
+  nextDueAt(): number | undefined {
+    let at: number | undefined;
+    for (const x of this.timers) if (at === undefined || x.at < at) at = x.at;
+    return at;
+  }
 }

@@ -1,5 +1,5 @@
 import { errorAnswer } from '../respond/errors';
-import type { ApiAnswer, ApiCall, Source } from '../routes/call';
+import { callKey, type ApiAnswer, type ApiCall, type Source } from '../routes/call';
 import { budgetClassOf, type BudgetGovernor } from './budget';
 
 /** Marks an answer the sidecar made up because the budget refused the call (never sent to clients). */
@@ -16,7 +16,7 @@ export const BUDGET_MESSAGE = 'Rate limit for this resource has been exceeded';
 export function budgetSource(inner: Source, governor: BudgetGovernor): Source {
   return async (call: ApiCall): Promise<ApiAnswer> => {
     const cls = budgetClassOf(call);
-    const admission = await governor.acquire(cls, call.background ? 'background' : 'foreground');
+    const admission = await governor.acquire(cls, call.background ? 'background' : 'foreground', callKey(call));
     if (!admission.ok) {
       return errorAnswer(429, BUDGET_MESSAGE, { 'retry-after': String(admission.retryAfterSeconds), [BUDGET_REFUSED_HEADER]: admission.reason });
     }

@@ -69,6 +69,10 @@ export type Admission = Permit | Refusal;
 /** A permit knows when it was granted (the time its call is counted at). */
 type InternalPermit = Permit & { at: number };
 
+/** A refused request that has not come back this long after its Retry-After gave up (its slot is free again). */
+const PROMISE_GRACE_MS = 60_000;
+const MAX_PROMISES = 10_000;
+
 /** How often a call granted here may be overtaken by other sidecars in the shared window before it is refused. */
 const MAX_SHARED_ATTEMPTS = 5;
 
@@ -88,6 +92,9 @@ interface ClassState {
 
 interface Waiter {
   cls: BudgetClass;
+  /** Came back at the time a refusal told it (Retry-After): goes before requests that did not wait yet. */
+  promised: boolean;
+  ticket?: string;
   deadline: number;
   resolve(a: Admission): void;
   cancelDeadline(): void;
@@ -102,6 +109,12 @@ export interface BudgetSnapshot {
 export class BudgetGovernor {
   private readonly classes: Record<BudgetClass, ClassState>;
   private readonly queue: Waiter[] = [];
+  /**
+   * Retry-After given to refused requests, by ticket (the request's URL): the slot each was told
+   * to come back for. New requests count them as ahead, so twenty refused requests are told twenty
+   * successive times instead of one time they would all come back at and collide again.
+   */
+  private readonly promises = new Map<string, { cls: BudgetClass; at: number }>();
   private inFlight = 0;
   private readonly windowMs: number;
   private wake?: { at: number; cancel(): void };
@@ -127,9 +140,12 @@ export class BudgetGovernor {
     };
   }
 
-  /** Asks to make one upstream call now; resolves when it may go, or with a refusal. */
-  acquire(cls: BudgetClass, priority: Priority = 'foreground'): Promise<Admission> {
-    const local = this.acquireHere(cls, priority);
+  /**
+   * Asks to make one upstream call now; resolves when it may go, or with a refusal. `ticket`
+   * identifies the request across the client's retries (the same URL again after Retry-After).
+   */
+  acquire(cls: BudgetClass, priority: Priority = 'foreground', ticket?: string): Promise<Admission> {
+    const local = this.acquireHere(cls, priority, ticket);
     return this.window.confirm ? local.then((a) => this.confirmShared(a, cls, priority, 1)) : local;
   }
 
@@ -148,20 +164,25 @@ export class BudgetGovernor {
     return this.confirmShared(await this.acquireHere(cls, priority), cls, priority, attempt + 1);
   }
 
-  private acquireHere(cls: BudgetClass, priority: Priority): Promise<Admission> {
+  private acquireHere(cls: BudgetClass, priority: Priority, ticket?: string): Promise<Admission> {
     const t = this.clock.now();
     if (priority === 'background') {
       const a = this.tryBackground(cls, t);
       if (!a.ok) this.refused[a.reason]++;
       return Promise.resolve(a);
     }
-    const ahead = this.queue.filter((w) => w.cls === cls).length;
+    this.forgetPromises(t);
+    const promised = ticket !== undefined && this.promises.get(ticket)?.cls === cls;
+    if (promised) this.promises.delete(ticket!);
+    const ahead = this.ahead(cls, t, promised);
     if (ahead === 0 && this.inFlight < this.cfg.maxConcurrent && this.eligibleAt(cls, t, 0) <= t) return Promise.resolve(this.grant(cls, t));
     const at = this.eligibleAt(cls, t, ahead);
-    if (at - t > this.cfg.maxQueueWaitMs) return Promise.resolve(this.refuse(cls, at - t, t));
+    if (at - t > this.cfg.maxQueueWaitMs) return Promise.resolve(this.refuse(cls, at - t, t, ticket));
     return new Promise<Admission>((resolve) => {
       const waiter: Waiter = {
         cls,
+        promised,
+        ticket,
         deadline: t + this.cfg.maxQueueWaitMs,
         resolve,
         cancelDeadline: () => undefined,
@@ -172,19 +193,41 @@ export class BudgetGovernor {
         if (i < 0) return;
         this.queue.splice(i, 1);
         const now = this.clock.now();
-        const before = this.queue.slice(0, i).filter((w) => w.cls === cls).length;
-        resolve(this.refuse(cls, this.eligibleAt(cls, now, before) - now, now));
+        const before = this.queue.slice(0, i).filter((w) => w.cls === cls).length + (promised ? 0 : this.livePromises(cls));
+        resolve(this.refuse(cls, this.eligibleAt(cls, now, before) - now, now, ticket));
         this.pump();
       });
-      this.queue.push(waiter);
+      if (promised) {
+        const firstUnpromised = this.queue.findIndex((w) => !w.promised);
+        this.queue.splice(firstUnpromised < 0 ? this.queue.length : firstUnpromised, 0, waiter);
+      } else {
+        this.queue.push(waiter);
+      }
       this.pump();
     });
+  }
+
+  /** Calls of the class that go before a new request: queued ones, and (unless it was promised a slot itself) promised ones. */
+  private ahead(cls: BudgetClass, t: number, promised: boolean): number {
+    const queued = this.queue.filter((w) => w.cls === cls && (w.promised || !promised)).length;
+    return promised ? queued : queued + this.livePromises(cls);
+  }
+
+  private livePromises(cls: BudgetClass): number {
+    let n = 0;
+    for (const p of this.promises.values()) if (p.cls === cls) n++;
+    return n;
+  }
+
+  private forgetPromises(t: number): void {
+    for (const [ticket, p] of this.promises) if (p.at + PROMISE_GRACE_MS < t) this.promises.delete(ticket);
   }
 
   /** True when a foreground call of this class could not go to Bitbucket right now. */
   wouldWait(cls: BudgetClass): boolean {
     const t = this.clock.now();
-    return this.queue.some((w) => w.cls === cls) || this.inFlight >= this.cfg.maxConcurrent || this.eligibleAt(cls, t, 0) > t;
+    this.forgetPromises(t);
+    return this.queue.some((w) => w.cls === cls) || this.livePromises(cls) > 0 || this.inFlight >= this.cfg.maxConcurrent || this.eligibleAt(cls, t, 0) > t;
   }
 
   /** Seconds until a foreground call of this class could go (0 when it could go now), capped. */
@@ -222,12 +265,15 @@ export class BudgetGovernor {
     const mustLeave = n + ahead + 1 - limit;
     if (mustLeave > 0) at = Math.max(at, mustLeave <= n ? log[mustLeave - 1] + this.windowMs : t + this.windowMs);
     const spacing = this.spacing(cls, t, log, limit);
+    // Pacing spreads the calls still free in the window; a position beyond them waits for old calls
+    // to leave (the hard window above), not for more pacing on top.
+    const paced = Math.min(ahead, Math.max(0, limit - n - 1));
     if (spacing !== undefined) {
       // With a shared window, the pace is one call per spacing / k after the latest call of any
       // sidecar; a sidecar whose own latest call is a full spacing back goes anyway. Alone (k = 1)
       // the latest call is this sidecar's, and both are the same time.
       const k = this.window.sharers?.(cls, t) ?? 1;
-      at = Math.max(at, Math.min(s.lastCall + spacing * (ahead + 1), log[log.length - 1] + (spacing / k) * (ahead + 1)));
+      at = Math.max(at, Math.min(s.lastCall + spacing * (paced + 1), log[log.length - 1] + (spacing / k) * (paced + 1)));
     }
     return at;
   }
@@ -291,11 +337,16 @@ export class BudgetGovernor {
     return permit;
   }
 
-  private refuse(cls: BudgetClass, waitMs: number, t: number): Refusal {
+  private refuse(cls: BudgetClass, waitMs: number, t: number, ticket?: string): Refusal {
     const s = this.classes[cls];
     const reason: Refusal['reason'] = s.blockedUntil > t ? 'backoff' : waitMs > 0 ? 'budget' : 'busy';
     this.refused[reason]++;
-    return { ok: false, retryAfterSeconds: this.capSeconds(Math.max(waitMs, 1)), reason };
+    const retryAfterSeconds = this.capSeconds(Math.max(waitMs, 1));
+    if (ticket !== undefined && (this.promises.size < MAX_PROMISES || this.promises.has(ticket))) {
+      this.promises.delete(ticket);
+      this.promises.set(ticket, { cls, at: t + retryAfterSeconds * 1000 });
+    }
+    return { ok: false, retryAfterSeconds, reason };
   }
 
   private capSeconds(ms: number): number {

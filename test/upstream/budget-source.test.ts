@@ -47,6 +47,20 @@ describe('budgetSource', () => {
     expect(apiCalls()).toBe(2);
   });
 
+  it('tells successive refused requests successive times (each URL keeps its promised slot)', async () => {
+    const { clock, source } = metered({ repositoryRequestsPerHour: 3 });
+    for (const u of [`${R}/refs/branches`, `${R}/refs/tags`, `${R}/pullrequests`]) {
+      await source(callFor('GET', u));
+      clock.advance(100_000);
+    }
+    const a = await source(callFor('GET', R));
+    const b = await source(callFor('GET', `${R}/refs/branches/main`));
+    expect([a.headers['retry-after'], b.headers['retry-after']]).toEqual(['3300', '3400']);
+    clock.advance(3_300_000);
+    expect((await source(callFor('GET', R))).status).toBe(200);
+    expect(apiCalls()).toBe(4);
+  });
+
   it('passes an upstream Retry-After on and calls nothing of that class until it has passed', async () => {
     const { clock, source } = metered();
     fake.addFault({ match: { pathPrefix: '/2.0/repositories' }, kind: 'rate429', retryAfter: 7, times: 1 });

@@ -215,6 +215,44 @@ describe('queueing', () => {
   });
 });
 
+describe('Retry-After promises', () => {
+  it('refused requests are told successive times, and a request coming back at its time goes first', async () => {
+    const clock = new ManualClock(0);
+    const g = new BudgetGovernor(cfg({ repositoryRequestsPerHour: 3, maxQueueWaitMs: 10_000 }), clock);
+    for (const t of [0, 100_000, 200_000]) {
+      clock.advance(t - clock.now());
+      await call(g);
+    }
+    clock.advance(3_000_000 - clock.now()); // slots free at 3600 s, 3700 s, 3800 s
+    const a = await g.acquire('repository', 'foreground', 'GET /a');
+    const b = await g.acquire('repository', 'foreground', 'GET /b');
+    const c = await g.acquire('repository', 'foreground', 'GET /c');
+    expect([a, b, c].map((x) => (x.ok ? 0 : x.retryAfterSeconds))).toEqual([600, 700, 800]);
+    expect(g.wouldWait('repository')).toBe(true);
+    // Someone new at 3595 s is behind the three promised slots: its own frees only when the first
+    // of those calls (at 3600 s) leaves the window, an hour later.
+    clock.advance(595_000);
+    const d = await g.acquire('repository', 'foreground', 'GET /d');
+    expect(d.ok).toBe(false);
+    expect(d.ok ? 0 : d.retryAfterSeconds).toBeGreaterThanOrEqual(3600);
+    // /a comes back when told and gets its slot.
+    clock.advance(5_000);
+    const again = await g.acquire('repository', 'foreground', 'GET /a');
+    expect(again.ok).toBe(true);
+  });
+
+  it('a promise nobody redeems is forgotten after a grace period', async () => {
+    const clock = new ManualClock(0);
+    const g = new BudgetGovernor(cfg({ repositoryRequestsPerHour: 1, maxQueueWaitMs: 0 }), clock);
+    await call(g);
+    clock.advance(HOUR_MS - 10_000);
+    expect(await g.acquire('repository', 'foreground', 'GET /gone')).toMatchObject({ ok: false, retryAfterSeconds: 10 });
+    clock.advance(10_000 + 61_000);
+    expect(g.wouldWait('repository')).toBe(false);
+    expect((await g.acquire('repository', 'foreground', 'GET /other')).ok).toBe(true);
+  });
+});
+
 describe('priorities', () => {
   it('background refreshes only run below backgroundShare of the window and never queue', async () => {
     const clock = new ManualClock(0);
