@@ -316,6 +316,8 @@ export class ResponseCache {
       return { outcome: await p, collapsed: false };
     } finally {
       this.inflight.delete(key);
+      // No fetch is left that started before an invalidation: the sequence numbers are not needed.
+      if (this.inflight.size === 0) this.tagSeq.clear();
     }
   }
 
