@@ -6,6 +6,7 @@ import { OAuthIssuer } from './auth/oauth';
 import { avatarHandler } from './upstream/avatar';
 import type { Config } from './config/schema';
 import { createGitProxy, GIT_IDLE_TIMEOUT_MS } from './git';
+import { invalidateAfterPush } from './git/push-invalidation';
 import { faceNames } from './listen/face';
 import { createPipeline, type StreamHandler } from './listen/pipeline';
 import { createLogger } from './ops/logger';
@@ -163,7 +164,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     names,
     upstream: { api: config.upstream.apiUrl, web: config.upstream.webUrl },
     limits: { maxUrlLength: config.server.maxUrlLength, maxBodyBytes: config.server.maxBodyBytes },
-    handlers: { git: countGitBytes(mirrors.gitHandler(git.handler), metrics), oauth: oauth.handler, avatar: avatarHandler(config.upstream.webUrl, () => clients), ...options.handlers },
+    handlers: { git: invalidateAfterPush(countGitBytes(mirrors.gitHandler(git.handler), metrics), (ws, repo) => cache.invalidateRepository(ws, repo)), oauth: oauth.handler, avatar: avatarHandler(config.upstream.webUrl, () => clients), ...options.handlers },
     ops: (req: IncomingMessage, res: ServerResponse) => ops(req as express.Request, res as express.Response, () => undefined),
     logger,
     onFinished: (record, seconds) => metrics.observeRequest(record, seconds),
