@@ -449,7 +449,7 @@ async function main(): Promise<void> {
           const now = Date.now();
           samples.push({ t: now - t0, rss: s.rss, fds: s.fds, heapUsed: s.heapUsed });
           const secs = (now - lastTick) / 1000;
-          const line = `${((now - t0) / 1000).toFixed(0).padStart(4)} s  ${(stats.windowRequests / secs).toFixed(0).padStart(6)} req/s  p50 ${percentile(stats.windowLatencies, 50).toFixed(1).padStart(7)} ms  p99 ${percentile(stats.windowLatencies, 99).toFixed(1).padStart(8)} ms  RSS ${(s.rss / 2 ** 20).toFixed(1)} MiB  fds ${s.fds}  cache ${s.cache?.entries ?? 0}`;
+          const line = `${((now - t0) / 1000).toFixed(0).padStart(4)} s  ${(stats.windowRequests / secs).toFixed(0).padStart(6)} req/s  p50 ${percentile(stats.windowLatencies, 50).toFixed(1).padStart(7)} ms  p99 ${percentile(stats.windowLatencies, 99).toFixed(1).padStart(8)} ms  RSS ${(s.rss / 2 ** 20).toFixed(1)} MiB  heap ${(s.heapUsed / 2 ** 20).toFixed(1)} MiB  fds ${s.fds}  cache ${s.cache?.entries ?? 0}`;
           timeline.push(line);
           process.stdout.write(`${line}\n`);
           stats.windowRequests = 0;
@@ -477,6 +477,10 @@ async function main(): Promise<void> {
     const steady = samples.filter((s) => s.t >= 15_000);
     const rssSlope = slopePerMinute(steady.map((s) => ({ t: s.t, y: s.rss / 2 ** 20 })));
     const fdSlope = slopePerMinute(steady.map((s) => ({ t: s.t, y: s.fds })));
+    const heapSlope = slopePerMinute(steady.map((s) => ({ t: s.t, y: s.heapUsed / 2 ** 20 })));
+    // A trend over the second half only: a plateau after warm-up shows as ~0 here.
+    const lateRss = steady.filter((s) => s.t >= steady[0].t + (steady[steady.length - 1].t - steady[0].t) / 2);
+    const lateRssSlope = slopePerMinute(lateRss.map((s) => ({ t: s.t, y: s.rss / 2 ** 20 })));
     const rssFirst = steady[0]?.rss ?? NaN;
     const rssLast = steady[steady.length - 1]?.rss ?? NaN;
     const fdsMin = Math.min(...steady.map((s) => s.fds));
@@ -489,7 +493,7 @@ async function main(): Promise<void> {
     const rows: [string, string][] = [
       ['duration, clients', `${elapsed.toFixed(1)} s, ${CLIENTS} keep-alive connections`],
       ['requests', `${stats.requests} (${(stats.requests / elapsed).toFixed(0)} req/s)`],
-      ['latency p50 / p99 / max', `${percentile(stats.latencies, 50).toFixed(1)} / ${percentile(stats.latencies, 99).toFixed(1)} / ${Math.max(...stats.latencies).toFixed(0)} ms`],
+      ['latency p50 / p99 / max', `${percentile(stats.latencies, 50).toFixed(1)} / ${percentile(stats.latencies, 99).toFixed(1)} / ${stats.latencies.reduce((m, x) => (x > m ? x : m), 0).toFixed(0)} ms`],
       ['requests that reached the fake Bitbucket', `${upstream.seen}`],
       ['faults injected (fired on the next upstream request)', `${injectedTotal} (${((injectedTotal / Math.max(1, upstream.seen)) * 100).toFixed(1)} %): ${Object.entries(upstream.injected).map(([k, v]) => `${k} ${v}`).join(', ')}`],
       ['answers by error kind', kinds.length ? kinds.map(([k, v]) => `${k}: ${v}`).join(', ') : 'none'],
@@ -498,6 +502,8 @@ async function main(): Promise<void> {
       ['sidecar crashes', crashed ? `1 (exit ${sidecar.exited?.code ?? sidecar.exited?.signal})` : '0'],
       ['health after the run', String(health)],
       ['sidecar RSS after warm-up: first / last / trend', `${mib(rssFirst)} / ${mib(rssLast)} / ${rssSlope >= 0 ? '+' : ''}${rssSlope.toFixed(2)} MiB per minute`],
+      ['sidecar RSS trend over the second half', `${lateRssSlope >= 0 ? '+' : ''}${lateRssSlope.toFixed(2)} MiB per minute (${lateRss.length} samples)`],
+      ['sidecar heap used after warm-up: trend', `${heapSlope >= 0 ? '+' : ''}${heapSlope.toFixed(2)} MiB per minute`],
       ['sidecar open fds after warm-up: min / max / trend', `${fdsMin} / ${fdsMax} / ${fdSlope >= 0 ? '+' : ''}${fdSlope.toFixed(2)} per minute`],
       ['final sample', finalSample ? `RSS ${mib(finalSample.rss)}, heap ${mib(finalSample.heapUsed)}, fds ${finalSample.fds}` : 'n/a'],
       ['requests by operation', opsCount.map(([k, v]) => `${k} ${v}`).join(', ')],
@@ -507,7 +513,7 @@ async function main(): Promise<void> {
       `crashes: ${crashed ? 'FAILED' : '0 (met)'}`,
       `answers outside Bitbucket's error shape: ${stats.offShape === 0 ? '0 (met)' : `${stats.offShape} (NOT met)`}`,
       `out-of-scope answers: ${stats.outOfScope === 0 ? '0 (met)' : `${stats.outOfScope} (NOT met)`}`,
-      `RSS trend after warm-up: ${rssSlope.toFixed(2)} MiB/min over ${steady.length} samples (${Math.abs(rssSlope) < 5 ? 'no growth trend' : 'GROWING'})`,
+      `RSS trend after warm-up: ${rssSlope.toFixed(2)} MiB/min over ${steady.length} samples, ${lateRssSlope.toFixed(2)} MiB/min over the second half (${Math.abs(lateRssSlope) < 5 ? 'no growth trend' : 'GROWING'})`,
       `fd trend after warm-up: ${fdSlope.toFixed(2)}/min, range ${fdsMin}–${fdsMax} (${fdsMax - fdsMin <= CLIENTS / 4 && Math.abs(fdSlope) < 20 ? 'no growth trend' : 'GROWING'})`,
     ];
     process.stdout.write(`\n${table}\n\n${verdicts.map((v) => `* ${v}`).join('\n')}\n`);
