@@ -21,6 +21,11 @@ export interface ScanTarget {
   authorization: string;
   /** Upstream connections (the plugin's pool allows 20). */
   connections?: number;
+  /**
+   * What to do on a 429 (the plugin retries 429/503 up to 10 times, waiting Retry-After exactly or
+   * 5 s doubling): resolve true to send the request again. Default: no retry.
+   */
+  onRetryable?: (status: number, retryAfterSeconds: number | undefined, attempt: number) => Promise<boolean>;
 }
 
 export interface ScanAnswer {
@@ -47,7 +52,26 @@ export class ScanClient {
     this.agent = new Agent({ connections: target.connections ?? 20, keepAliveTimeout: 30_000, pipelining: 1 });
   }
 
+  /** Requests sent and not yet answered (retry waits excluded). */
+  outstanding = 0;
+
   async get(url: string): Promise<ScanAnswer> {
+    for (let attempt = 1; ; attempt++) {
+      this.outstanding++;
+      let answer: ScanAnswer;
+      try {
+        answer = await this.once(url);
+      } finally {
+        this.outstanding--;
+      }
+      if ((answer.status !== 429 && answer.status !== 503) || !this.target.onRetryable) return answer;
+      const ra = answer.headers['retry-after'];
+      const seconds = typeof ra === 'string' && /^\d+$/.test(ra) ? Number(ra) : undefined;
+      if (!(await this.target.onRetryable(answer.status, seconds, attempt))) return answer;
+    }
+  }
+
+  private async once(url: string): Promise<ScanAnswer> {
     const u = new URL(url);
     const sameHost = `${u.protocol}//${u.host}` === this.target.apiBase;
     const started = process.hrtime.bigint();
@@ -168,6 +192,19 @@ async function indexRepository(client: ScanClient, api: string, ws: string, slug
   await must(repoUrl); // retrieveActions: #3, #3, #4
   await must(repoUrl);
   await must(`${repoUrl}/?fields=mainbranch.name`);
+}
+
+/**
+ * The plugin's retry policy (reference §4.2): up to 10 retries of a 429/503, each after Retry-After
+ * exactly when present, else 5 s doubling; `sleep` takes seconds (so a simulated clock can be used).
+ */
+export function pluginRetry(sleep: (seconds: number) => Promise<void>): NonNullable<ScanTarget['onRetryable']> {
+  return async (_status, retryAfterSeconds, attempt) => {
+    const backoff = 5 * 2 ** (attempt - 1);
+    if (attempt > 10 || backoff >= 3600) return false;
+    await sleep(retryAfterSeconds && retryAfterSeconds > 0 ? retryAfterSeconds : backoff);
+    return true;
+  };
 }
 
 /** p-th percentile (0-100) of a list of numbers. */
