@@ -6,6 +6,7 @@ import { parseJson } from '../scope/learn';
 import { ensureErrorShape } from './errors';
 import { filterRepositoryListing } from './filter';
 import { rewriteLinks, rewriteUrl, type LinkBases } from './links';
+import { shapedOnce } from './memo';
 
 /** Stage 7: per-client shaping of a shared answer (filtering, link rewriting, error shape). */
 export function shapeAnswer(answer: ApiAnswer, call: ApiCall, client: Client, facts: ScopeFacts, bases: LinkBases): ApiAnswer {
@@ -13,11 +14,13 @@ export function shapeAnswer(answer: ApiAnswer, call: ApiCall, client: Client, fa
   const headers = { ...shaped.headers };
   if (headers.location) headers.location = rewriteUrl(headers.location, bases);
   if (shaped.status >= 400 || shaped !== answer) return { ...shaped, headers };
-  let json = parseJson(shaped);
+  const json = parseJson(shaped);
   if (json === undefined) return { ...shaped, headers };
-  if (call.route.id === 'repositories') json = filterRepositoryListing(json, client, facts);
-  json = rewriteLinks(json, bases);
-  return { ...shaped, headers, body: Buffer.from(JSON.stringify(json)) };
+  const filtered = call.route.id === 'repositories';
+  // Project facts can change what a listing shows a client, so a filtered view is not memoised.
+  const shape = () => Buffer.from(JSON.stringify(rewriteLinks(filtered ? filterRepositoryListing(json, client, facts) : json, bases)));
+  const body = filtered ? shape() : shapedOnce(shaped.body, `${bases.clientApi} ${bases.clientWeb}`, shape);
+  return { ...shaped, headers, body };
 }
 
 const SENT_HEADERS = ['content-type', 'etag', 'last-modified', 'location', 'retry-after', 'allow', 'www-authenticate'];

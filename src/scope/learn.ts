@@ -1,13 +1,10 @@
 import type { ApiAnswer, ApiCall, Source } from '../routes/call';
+import { parseJsonBody } from '../respond/memo';
 import { reconcileOpenPullRequests, type ScopeFacts } from './facts';
 
 export function parseJson(answer: ApiAnswer): unknown {
   if (!/json/i.test(answer.headers['content-type'] ?? '')) return undefined;
-  try {
-    return JSON.parse(answer.body.toString('utf8'));
-  } catch {
-    return undefined;
-  }
+  return parseJsonBody(answer.body);
 }
 
 /** Wraps a source so that every successful JSON answer teaches the scope facts. */
