@@ -11,7 +11,8 @@
  *  - 10 % of the requests that reach the fake Bitbucket get a fault: latency beyond the upstream
  *    timeout, 500, 503, an HTML 500, 429 with Retry-After, a reset mid-body, truncated JSON;
  *  - prints requests/s, p50/p99, error counts by kind, and the sidecar's RSS and open file
- *    descriptors (/proc/<pid>/fd of the sidecar process) sampled every 2 s, with their trend.
+ *    descriptors (/proc/self/fd of the sidecar process) sampled every 2 s, its live heap (after a
+ *    full GC) every 10 s, with their trends after a 15 s warm-up.
  *
  * Targets: 0 crashes, 0 answers outside Bitbucket's error shape (API: JSON `{"type":"error",...}`;
  * git: text/plain), 0 out-of-scope answers, no RSS or fd growth trend.
@@ -189,7 +190,9 @@ async function sidecarRole(): Promise<void> {
       running = await startSidecar(config, { logger: createLogger({ level: 'info', destination: createWriteStream('/dev/null') }) });
       return { url: running.httpUrl, port: running.httpPort, pid: process.pid };
     },
-    sample: async () => {
+    sample: async (m) => {
+      // With --expose-gc: heapUsed after a full collection is the live set (a leak shows as a trend).
+      if (m.gc) (globalThis as { gc?: () => void }).gc?.();
       const mem = process.memoryUsage();
       const s = running?.sidecar;
       return {
@@ -399,7 +402,7 @@ function slopePerMinute(points: { t: number; y: number }[]): number {
 
 async function main(): Promise<void> {
   const fake = spawnRole('fake');
-  const sidecar = spawnRole('sidecar');
+  const sidecar = spawnRole('sidecar', ['--expose-gc']);
   const cleanup = async () => {
     await Promise.allSettled([sidecar.ask('stop'), fake.ask('stop')]);
   };
@@ -436,20 +439,23 @@ async function main(): Promise<void> {
     process.stdout.write(
       `bench:load — ${CLIENTS} keep-alive clients for ${SECONDS} s, ${REPOS} repositories, ${(FAULT_RATE * 100).toFixed(0)} % of upstream requests faulted; sidecar pid ${started.pid}\n`,
     );
-    const samples: { t: number; rss: number; fds: number; heapUsed: number }[] = [];
+    const samples: { t: number; rss: number; fds: number; heapUsed: number; gc: boolean }[] = [];
+    let sampleNo = 0;
     const timeline: string[] = [];
     const t0 = Date.now();
     const end = t0 + SECONDS * 1000;
     await fake.ask('faults', { rate: FAULT_RATE });
     let lastTick = t0;
     const sampler = setInterval(() => {
+      // A full collection every 10 s (not every sample: it pauses the sidecar) measures the live heap.
+      const gc = ++sampleNo % 5 === 0;
       void sidecar
-        .ask<{ rss: number; fds: number; heapUsed: number; cache?: { entries: number } }>('sample')
+        .ask<{ rss: number; fds: number; heapUsed: number; cache?: { entries: number } }>('sample', { gc })
         .then((s) => {
           const now = Date.now();
-          samples.push({ t: now - t0, rss: s.rss, fds: s.fds, heapUsed: s.heapUsed });
+          samples.push({ t: now - t0, rss: s.rss, fds: s.fds, heapUsed: s.heapUsed, gc });
           const secs = (now - lastTick) / 1000;
-          const line = `${((now - t0) / 1000).toFixed(0).padStart(4)} s  ${(stats.windowRequests / secs).toFixed(0).padStart(6)} req/s  p50 ${percentile(stats.windowLatencies, 50).toFixed(1).padStart(7)} ms  p99 ${percentile(stats.windowLatencies, 99).toFixed(1).padStart(8)} ms  RSS ${(s.rss / 2 ** 20).toFixed(1)} MiB  heap ${(s.heapUsed / 2 ** 20).toFixed(1)} MiB  fds ${s.fds}  cache ${s.cache?.entries ?? 0}`;
+          const line = `${((now - t0) / 1000).toFixed(0).padStart(4)} s  ${(stats.windowRequests / secs).toFixed(0).padStart(6)} req/s  p50 ${percentile(stats.windowLatencies, 50).toFixed(1).padStart(7)} ms  p99 ${percentile(stats.windowLatencies, 99).toFixed(1).padStart(8)} ms  RSS ${(s.rss / 2 ** 20).toFixed(1)} MiB  heap ${(s.heapUsed / 2 ** 20).toFixed(1)} MiB${gc ? ' (live, after GC)' : ''}  fds ${s.fds}  cache ${s.cache?.entries ?? 0}`;
           timeline.push(line);
           process.stdout.write(`${line}\n`);
           stats.windowRequests = 0;
@@ -477,7 +483,8 @@ async function main(): Promise<void> {
     const steady = samples.filter((s) => s.t >= 15_000);
     const rssSlope = slopePerMinute(steady.map((s) => ({ t: s.t, y: s.rss / 2 ** 20 })));
     const fdSlope = slopePerMinute(steady.map((s) => ({ t: s.t, y: s.fds })));
-    const heapSlope = slopePerMinute(steady.map((s) => ({ t: s.t, y: s.heapUsed / 2 ** 20 })));
+    const live = samples.filter((s) => s.gc && s.t >= 15_000);
+    const heapSlope = slopePerMinute(live.map((s) => ({ t: s.t, y: s.heapUsed / 2 ** 20 })));
     // A trend over the second half only: a plateau after warm-up shows as ~0 here.
     const lateRss = steady.filter((s) => s.t >= steady[0].t + (steady[steady.length - 1].t - steady[0].t) / 2);
     const lateRssSlope = slopePerMinute(lateRss.map((s) => ({ t: s.t, y: s.rss / 2 ** 20 })));
@@ -503,7 +510,7 @@ async function main(): Promise<void> {
       ['health after the run', String(health)],
       ['sidecar RSS after warm-up: first / last / trend', `${mib(rssFirst)} / ${mib(rssLast)} / ${rssSlope >= 0 ? '+' : ''}${rssSlope.toFixed(2)} MiB per minute`],
       ['sidecar RSS trend over the second half', `${lateRssSlope >= 0 ? '+' : ''}${lateRssSlope.toFixed(2)} MiB per minute (${lateRss.length} samples)`],
-      ['sidecar heap used after warm-up: trend', `${heapSlope >= 0 ? '+' : ''}${heapSlope.toFixed(2)} MiB per minute`],
+      ['sidecar live heap (after a full GC, every 10 s) after warm-up: values / trend', `${live.map((s) => (s.heapUsed / 2 ** 20).toFixed(1)).join(', ')} MiB / ${heapSlope >= 0 ? '+' : ''}${heapSlope.toFixed(2)} MiB per minute`],
       ['sidecar open fds after warm-up: min / max / trend', `${fdsMin} / ${fdsMax} / ${fdSlope >= 0 ? '+' : ''}${fdSlope.toFixed(2)} per minute`],
       ['final sample', finalSample ? `RSS ${mib(finalSample.rss)}, heap ${mib(finalSample.heapUsed)}, fds ${finalSample.fds}` : 'n/a'],
       ['requests by operation', opsCount.map(([k, v]) => `${k} ${v}`).join(', ')],
@@ -513,8 +520,8 @@ async function main(): Promise<void> {
       `crashes: ${crashed ? 'FAILED' : '0 (met)'}`,
       `answers outside Bitbucket's error shape: ${stats.offShape === 0 ? '0 (met)' : `${stats.offShape} (NOT met)`}`,
       `out-of-scope answers: ${stats.outOfScope === 0 ? '0 (met)' : `${stats.outOfScope} (NOT met)`}`,
-      `RSS trend after warm-up: ${rssSlope.toFixed(2)} MiB/min over ${steady.length} samples, ${lateRssSlope.toFixed(2)} MiB/min over the second half (${Math.abs(lateRssSlope) < 5 ? 'no growth trend' : 'GROWING'})`,
-      `fd trend after warm-up: ${fdSlope.toFixed(2)}/min, range ${fdsMin}–${fdsMax} (${fdsMax - fdsMin <= CLIENTS / 4 && Math.abs(fdSlope) < 20 ? 'no growth trend' : 'GROWING'})`,
+      `memory after warm-up: RSS ${rssSlope.toFixed(2)} MiB/min over ${steady.length} samples (${lateRssSlope.toFixed(2)} over the second half), live heap ${heapSlope.toFixed(2)} MiB/min over ${live.length} samples: ${lateRssSlope < 5 && heapSlope < 2 ? 'no growth trend' : 'GROWING'}`,
+      `open fds after warm-up: ${fdSlope.toFixed(2)}/min, range ${fdsMin}–${fdsMax} with ${CLIENTS} client connections (${fdSlope < 10 ? 'no growth trend' : 'GROWING'})`,
     ];
     process.stdout.write(`\n${table}\n\n${verdicts.map((v) => `* ${v}`).join('\n')}\n`);
 
@@ -525,7 +532,7 @@ async function main(): Promise<void> {
         '<!-- bench:load -->',
         `## Load with upstream faults — ${new Date().toISOString()}`,
         '',
-        `${machine}. \`npm run bench:load\` (bench/load.ts): the sidecar in its own process; the fake Bitbucket (generated workspace, ${REPOS} repositories, 4 branches, 2 PRs, 2 tags each) with a fault injector in a second; the load generator in a third, all on the same cores (the 1-min load average was ${os.loadavg()[0].toFixed(2)} at the end; other work on the machine makes single runs noisy). ${CLIENTS} keep-alive clients, one connection each, for ${SECONDS} s on the mix below; ${(FAULT_RATE * 100).toFixed(0)} % of requests reaching Bitbucket faulted (latency beyond \`upstream.timeouts.responseMs\` = ${UPSTREAM_RESPONSE_MS} ms, 500, 503, HTML 500, 429 + Retry-After, reset mid-body, truncated JSON). REST budget raised so that it never runs out (the serving path is measured, not the budget). Audit log written to /dev/null as in production.`,
+        `${machine}. \`npm run bench:load\` (bench/load.ts): the sidecar in its own process; the fake Bitbucket (generated workspace, ${REPOS} repositories, 4 branches, 2 PRs, 2 tags each) with a fault injector in a second; the load generator in a third, all on the same cores (the 1-min load average was ${os.loadavg()[0].toFixed(2)} at the end; other work on the machine makes single runs noisy). ${CLIENTS} keep-alive clients, one connection each, for ${SECONDS} s on the mix below; ${(FAULT_RATE * 100).toFixed(0)} % of requests reaching Bitbucket faulted (latency beyond \`upstream.timeouts.responseMs\` = ${UPSTREAM_RESPONSE_MS} ms, 500, 503, HTML 500, 429 + Retry-After, reset mid-body, truncated JSON). REST budget raised so that it never runs out (the serving path is measured, not the budget). Audit log written to /dev/null as in production. The sidecar runs with \`--expose-gc\`: every fifth sample (every 10 s) is taken after a full collection, so "live heap" is what is really held (each collection pauses the sidecar briefly).`,
         '',
         table,
         '',
