@@ -27,7 +27,7 @@ export class ScopeFacts {
   private readonly projects = new Map<string, { key: string | null; at: number }>();
   private readonly forks = new Map<string, ForkGrant[]>(); // "ws/repo" of the fork → grants
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(readonly now: () => number = Date.now) {}
 
   workspaceSlug(uuid: string): string | undefined {
     return this.workspaceByUuid.get(uuid.toLowerCase());

@@ -7,11 +7,25 @@ export function parseJson(answer: ApiAnswer): unknown {
   return parseJsonBody(answer.body);
 }
 
+/**
+ * A cached body teaches the same facts on every hit; walking it again only refreshes their age, so
+ * that is done once a minute per body (facts about projects live five minutes).
+ */
+const RELEARN_MS = 60_000;
+
 /** Wraps a source so that every successful JSON answer teaches the scope facts. */
 export function learningSource(inner: Source, facts: ScopeFacts): Source {
+  const learnedAt = new WeakMap<Buffer, number>();
   return async (call: ApiCall) => {
     const answer = await inner(call);
-    if (answer.status === 200 && call.method !== 'POST') learnFrom(facts, call, parseJson(answer));
+    if (answer.status === 200 && call.method !== 'POST') {
+      const now = facts.now();
+      const last = learnedAt.get(answer.body);
+      if (last === undefined || now - last >= RELEARN_MS || now < last) {
+        learnedAt.set(answer.body, now);
+        learnFrom(facts, call, parseJson(answer));
+      }
+    }
     return answer;
   };
 }
