@@ -228,7 +228,7 @@ const budgetSchema = z
 
 // Git mirror (README "Git mirror"; src/mirror/). Off unless enabled: it needs disk (a persistent
 // volume sized by maxBytes), `git` in the image, and its answers differ from Bitbucket's in fields
-// the plugin does not read (README lists them). Defaults live in src/mirror/manager.ts.
+// the plugin does not read (README lists them).
 const MIRROR_DEFAULTS = {
   enabled: false,
   maxBytes: 10 * 1024 ** 3,

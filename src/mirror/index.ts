@@ -24,7 +24,7 @@ import { MirrorManager, type MirrorSettings } from './manager';
 import { mirrorSource, type SourceStats } from './source';
 import { mirrorGitHandler, type UploadPackStats } from './upload-pack';
 
-export { MirrorManager, DEFAULT_MIRROR, SYNC_COST, type MirrorSettings, type MirrorState } from './manager';
+export { MirrorManager, SYNC_COST, type MirrorSettings, type MirrorState } from './manager';
 export { RepositoryIndex } from './derived';
 export { GitBudget } from './budget';
 export { MIRROR_GIT_STATUS } from './upload-pack';

@@ -41,18 +41,6 @@ export interface MirrorSettings {
   workspaces: Record<string, { enabled: boolean }>;
 }
 
-export const DEFAULT_MIRROR: Omit<MirrorSettings, 'dir'> = {
-  enabled: false,
-  maxBytes: 10 * 1024 ** 3,
-  freshSeconds: 30,
-  refreshSeconds: 600,
-  waitSeconds: 10,
-  syncTimeoutSeconds: 600,
-  concurrency: 4,
-  gitRequestsPerHour: 60_000,
-  backgroundShare: 0.5,
-  workspaces: {},
-};
 
 /** Git requests a clone or fetch costs (protocol v0: info/refs + one upload-pack). */
 export const SYNC_COST = 2;
