@@ -639,7 +639,8 @@ export function caseArb(k: Known, clients: string[]): fc.Arbitrary<Case> {
         if (r.mutation === 'fragment') path += '#/../../jdoe/secret-notes';
         const target = `${r.absolute}${path}${r.query.text}`;
         // The Host (and an absolute-form authority) is reflected into the links of the answer.
-        const free = [...segs.filter((s) => s.param && s.param !== 'ws' && s.param !== 'repo').map((s) => s.text), ...r.query.values, r.body ?? '', ...r.hosts, r.absolute];
+        const added = { semicolon: ';jsessionid=jdoe', fragment: '#/../../jdoe/secret-notes', space: ' x', tab: '\tx' }[r.mutation] ?? '';
+        const free = [...segs.filter((s) => s.param && s.param !== 'ws' && s.param !== 'repo').map((s) => s.text), ...r.query.values, r.body ?? '', ...r.hosts, r.absolute, added];
         const sendsBody = r.body !== undefined && r.method !== 'GET' && r.method !== 'HEAD' ? r.body : r.body !== undefined && r.chunked ? r.body : undefined;
         return {
           method: r.method,
