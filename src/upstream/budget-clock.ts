@@ -8,6 +8,28 @@ export interface Clock {
   setTimer(ms: number, fn: () => void): () => void;
 }
 
+/**
+ * The governor keeps the times of past calls. If the clock stepped back (NTP, a VM resumed), they
+ * would lie in the future and hold the window shut for as long as the step. Read through this, time
+ * never goes back: a step back is absorbed into an offset, and time goes on at its own pace.
+ */
+export function neverBackwards(clock: Clock): Clock {
+  let offset = 0;
+  let last = -Infinity;
+  return {
+    now() {
+      const t = clock.now() + offset;
+      if (t < last) {
+        offset += last - t;
+        return last;
+      }
+      last = t;
+      return t;
+    },
+    setTimer: (ms, fn) => clock.setTimer(ms, fn),
+  };
+}
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer(ms, fn) {

@@ -1,5 +1,5 @@
 import type { ApiAnswer, ApiCall } from '../routes/call';
-import { systemClock, type Clock } from './budget-clock';
+import { neverBackwards, systemClock, type Clock } from './budget-clock';
 import { MemoryBudgetWindow, type BudgetWindow } from './budget-window';
 
 /**
@@ -126,11 +126,14 @@ export class BudgetGovernor {
    * `window` keeps the count of calls (default: this sidecar's, in memory; `cache.shared.redis`:
    * every sidecar's, see src/upstream/budget-window.ts).
    */
+  private readonly clock: Clock;
+
   constructor(
     private readonly cfg: BudgetConfig,
-    private readonly clock: Clock = systemClock,
+    clock: Clock = systemClock,
     private readonly window: BudgetWindow = new MemoryBudgetWindow(budgetWindowMs(cfg)),
   ) {
+    this.clock = neverBackwards(clock);
     this.windowMs = budgetWindowMs(cfg);
     const state = (limit: number): ClassState => ({ limit, lastCall: -Infinity, blockedUntil: -Infinity, backoffMs: FIRST_BACKOFF_MS, nearLimitUntil: -Infinity });
     this.classes = {

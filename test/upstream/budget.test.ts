@@ -37,6 +37,18 @@ describe('budget classes', () => {
 });
 
 describe('sliding one-hour window', () => {
+  it('a clock stepping back does not hold the window shut for the size of the step', async () => {
+    const clock = new ManualClock(10 * HOUR_MS);
+    const g = new BudgetGovernor(cfg({ repositoryRequestsPerHour: 2 }), clock);
+    expect((await call(g)).ok).toBe(true);
+    expect((await call(g)).ok).toBe(true);
+    expect((await call(g)).ok).toBe(false);
+    clock.advance(-24 * HOUR_MS); // NTP or a resumed VM steps the clock back a day
+    expect((await call(g)).ok).toBe(false); // the hour is not over yet
+    clock.advance(HOUR_MS);
+    expect((await call(g)).ok).toBe(true);
+  });
+
   it('grants the hourly limit, then refuses with the exact seconds until the oldest call leaves the window', async () => {
     const clock = new ManualClock(0);
     const g = new BudgetGovernor(cfg(), clock);
