@@ -13,7 +13,7 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { mintToken, sha256Hex } from '../src/auth/tokens';
@@ -21,6 +21,7 @@ import { validateConfig } from '../src/config/load';
 import { startFakeBitbucket, type FakeBitbucket } from '../src/fake-bitbucket';
 import { createLogger } from '../src/ops/logger';
 import { startSidecar } from '../src/serve';
+import { resultsFile } from './results-file';
 
 const MB = 1024 * 1024;
 
@@ -267,15 +268,6 @@ async function main(): Promise<void> {
   }
 }
 
-/** bench/RESULTS.md of the source tree, whether run from bench/ (ts) or dist-bench/bench/ (js). */
-function resultsFile(): string {
-  let dir = __dirname;
-  for (let i = 0; i < 4; i++) {
-    if (existsSync(path.join(dir, 'package.json'))) return path.join(dir, 'bench', 'RESULTS.md');
-    dir = path.dirname(dir);
-  }
-  return path.join(process.cwd(), 'bench', 'RESULTS.md');
-}
 
 if (process.argv.includes('--sidecar')) {
   sidecarChild().catch((e) => {

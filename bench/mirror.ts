@@ -34,6 +34,7 @@ import { startSidecar, type RunningSidecar } from '../src/serve';
 import { invalidateFor } from '../src/webhooks/invalidate';
 import type { Delivery } from '../src/webhooks/delivery';
 import { organisationScan, ScanClient } from './scan';
+import { resultsFile } from './results-file';
 
 const REPOS = Number(process.env.BENCH_MIRROR_REPOS ?? 700);
 const RUNS = Number(process.env.BENCH_MIRROR_RUNS ?? 5);
@@ -278,15 +279,6 @@ async function clonePart(work: string): Promise<{ rows: CloneRow[]; checks: stri
     await fake.close();
   }
   return { rows, checks };
-}
-
-function resultsFile(): string {
-  let dir = __dirname;
-  for (let i = 0; i < 4; i++) {
-    if (existsSync(path.join(dir, 'package.json'))) return path.join(dir, 'bench', 'RESULTS.md');
-    dir = path.dirname(dir);
-  }
-  return path.join(process.cwd(), 'bench', 'RESULTS.md');
 }
 
 async function main(): Promise<void> {

@@ -34,6 +34,7 @@ import { HOUR_MS } from '../src/upstream/budget';
 import { scaledClock } from '../src/upstream/budget-clock';
 import { startRedis, type RedisServer } from '../test/cache-shared/redis-server';
 import { organisationScan, percentile, ScanClient, type ScanSummary } from './scan';
+import { resultsFile } from './results-file';
 
 const args = new Map(
   process.argv.slice(2).map((a) => {
@@ -322,15 +323,6 @@ function section(callRuns: Run[], budgetRuns: Run[]): string {
   return lines.join('\n') + '\n';
 }
 
-/** bench/RESULTS.md of the source tree, whether run from bench/ (ts) or dist-bench/bench/ (js). */
-function resultsFile(): string {
-  let dir = __dirname;
-  for (let i = 0; i < 4; i++) {
-    if (existsSync(path.join(dir, 'package.json'))) return path.join(dir, 'bench', 'RESULTS.md');
-    dir = path.dirname(dir);
-  }
-  return path.join(process.cwd(), 'bench', 'RESULTS.md');
-}
 
 function record(md: string): void {
   const file = resultsFile();

@@ -14,7 +14,7 @@
  * it, not by waiting; the budget limit is raised so the scan is not paced (this bench counts calls,
  * the budget bench measures pacing). Results are printed and appended to bench/RESULTS.md.
  */
-import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -27,6 +27,7 @@ import { startSidecar, type RunningSidecar } from '../src/serve';
 import { ManualClock } from '../src/upstream/budget-clock';
 import { sign } from '../src/webhooks/signature';
 import { organisationScan, ScanClient } from './scan';
+import { resultsFile } from './results-file';
 
 const REPOS = Number(process.env.BENCH_WEBHOOKS_REPOS ?? 200);
 const WS = 'bench';
@@ -211,15 +212,6 @@ function fmt(ms: number): string {
   return ms >= 100 ? ms.toFixed(0) : ms.toFixed(1);
 }
 
-/** bench/RESULTS.md of the source tree, whether run from bench/ (ts) or dist-bench/bench/ (js). */
-function resultsFile(): string {
-  let dir = __dirname;
-  for (let i = 0; i < 4; i++) {
-    if (existsSync(path.join(dir, 'package.json'))) return path.join(dir, 'bench', 'RESULTS.md');
-    dir = path.dirname(dir);
-  }
-  return path.join(process.cwd(), 'bench', 'RESULTS.md');
-}
 
 main().catch((e) => {
   console.error(e);
