@@ -20,16 +20,24 @@ describe('the upstream credential and the mirror git processes', () => {
   });
   afterAll(() => s.stop());
 
+  /** Command lines of this test's own descendants: other suites running in parallel spawn git too. */
   const cmdlines = (): { pid: string; cmd: string }[] => {
-    const out: { pid: string; cmd: string }[] = [];
+    const parent = new Map<string, string>();
+    const cmd = new Map<string, string>();
     for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
       try {
-        out.push({ pid, cmd: readFileSync(`/proc/${pid}/cmdline`).toString('utf8').replace(/\0/g, ' ') });
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        parent.set(pid, stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        cmd.set(pid, readFileSync(`/proc/${pid}/cmdline`).toString('utf8').replace(/\0/g, ' '));
       } catch {
         // gone meanwhile
       }
     }
-    return out;
+    const mine = (pid: string): boolean => {
+      for (let p = parent.get(pid), hops = 0; p && hops < 64; p = parent.get(p), hops++) if (p === String(process.pid)) return true;
+      return false;
+    };
+    return [...cmd].filter(([pid]) => mine(pid)).map(([pid, c]) => ({ pid, cmd: c }));
   };
 
   it('no process command line carries it while a clone and a fetch run', async () => {
