@@ -24,7 +24,7 @@
  *   npm run bench:load -- --seconds=20 --clients=50 --faults=0.1 --no-record
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'undici';
@@ -187,7 +187,7 @@ async function sidecarRole(): Promise<void> {
     start: async (m) => {
       const config = validateConfig(m.config);
       // The audit log is written as in production (to /dev/null): its cost is part of the numbers.
-      running = await startSidecar(config, { logger: createLogger({ level: 'info', destination: createWriteStream('/dev/null') }) });
+      running = await startSidecar(config, { logger: createLogger({ level: 'info', destination: '/dev/null' }) });
       return { url: running.httpUrl, port: running.httpPort, pid: process.pid };
     },
     sample: async (m) => {

@@ -21,7 +21,7 @@
  * bench/RESULTS.md between the `bench:cache` markers (other benchmarks' sections are kept).
  */
 import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Pool } from 'undici';
@@ -447,7 +447,7 @@ async function budgetScenario(fake: FakeBitbucketServer, size: number, setNow: (
     clients: [{ id: 'jenkins', token: { sha256: sha256Hex(token) }, scope: [{ workspace: WS }], permissions: ['read'] }],
     cache: { freshness: { immutableSeconds: 7 * 86_400, metadataSeconds: 6 * 3600, listSeconds: 6 * 3600, notFoundSeconds: 6 * 3600 } },
   });
-  const running = await startSidecar(config, { logger: createLogger({ level: 'warn', destination: createWriteStream('/dev/null') }), clock });
+  const running = await startSidecar(config, { logger: createLogger({ level: 'warn', destination: '/dev/null' }), clock });
   const governor = running.sidecar.budget;
   const retry = pluginRetry((seconds) => new Promise((r) => clock.setTimer(seconds * 1000, () => r())));
   const simStart = clock.now();

@@ -6,7 +6,6 @@
  *   { id, cmd: 'stop' }  → exits
  * The audit log is written (to /dev/null) as in production: its cost is part of the numbers.
  */
-import { createWriteStream } from 'node:fs';
 import { validateConfig } from '../src/config/load';
 import { createLogger } from '../src/ops/logger';
 import { startSidecar, type RunningSidecar } from '../src/serve';
@@ -33,7 +32,7 @@ async function handle(m: Message): Promise<void> {
   switch (m.cmd) {
     case 'start': {
       const config = validateConfig(m.config);
-      const logger = createLogger({ level: 'info', destination: createWriteStream('/dev/null') });
+      const logger = createLogger({ level: 'info', destination: '/dev/null' });
       running = await startSidecar(config, { logger });
       reply(m.id, { url: running.httpUrl });
       return;

@@ -1,5 +1,4 @@
-import express from 'express';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ClientDirectory } from './auth/clients';
 import { OAuthIssuer } from './auth/oauth';
@@ -72,7 +71,7 @@ export interface Sidecar {
   /** Keep-alive connections closed as their answers finish, on shutdown (RunningSidecar.stop). */
   drain: ConnectionDrain;
   /** The request handler for every listener. */
-  app: express.Express;
+  app: RequestListener;
   close(): Promise<void>;
 }
 
@@ -165,19 +164,17 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     upstream: { api: config.upstream.apiUrl, web: config.upstream.webUrl },
     limits: { maxUrlLength: config.server.maxUrlLength, maxBodyBytes: config.server.maxBodyBytes },
     handlers: { git: invalidateAfterPush(countGitBytes(mirrors.gitHandler(git.handler), metrics), (ws, repo) => cache.invalidateRepository(ws, repo)), oauth: oauth.handler, avatar: avatarHandler(config.upstream.webUrl, () => clients), ...options.handlers },
-    ops: (req: IncomingMessage, res: ServerResponse) => ops(req as express.Request, res as express.Response, () => undefined),
+    ops: (req: IncomingMessage, res: ServerResponse) => ops(req, res),
     logger,
     onFinished: (record, seconds) => metrics.observeRequest(record, seconds),
   });
 
   const drain = new ConnectionDrain();
-  const app = express();
-  app.disable('x-powered-by');
-  app.disable('etag');
-  app.use((req, res) => {
+  // The pipeline is the whole request handler: express only routes the few /_sidecar endpoints.
+  const app: RequestListener = (req, res) => {
     drain.track(req, res);
     void pipeline(req, res);
-  });
+  };
 
   return {
     config,

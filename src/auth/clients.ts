@@ -36,11 +36,15 @@ export function toClient(c: ClientConfig): Client {
   };
 }
 
+const MAX_RECENT = 256;
+
 /** Answers "which client does this secret belong to" without storing or comparing plaintext. */
 export class ClientDirectory {
   private readonly entries: TokenEntry[];
   private readonly consumers: { key: string; secretSha256: string; client: Client }[];
   private readonly lastUsed = new Map<string, number>();
+  /** Secrets that matched recently → their entry, so a hit does not hash and compare again. Misses are never kept. */
+  private readonly recent = new Map<string, TokenEntry>();
   readonly clients: readonly Client[];
 
   constructor(configs: readonly ClientConfig[]) {
@@ -65,14 +69,23 @@ export class ClientDirectory {
 
   /** Every entry is compared, so the time taken does not reveal which (if any) matched. */
   authenticate(secret: string, now = Date.now()): Client | undefined {
+    const found = this.recent.get(secret) ?? this.lookup(secret);
+    if (!found || (found.expiresAt && found.expiresAt.getTime() <= now)) return undefined;
+    this.lastUsed.set(found.sha256, now);
+    return found.client;
+  }
+
+  private lookup(secret: string): TokenEntry | undefined {
     const digest = sha256Hex(secret);
     let found: TokenEntry | undefined;
     for (const e of this.entries) {
       if (digestsEqual(digest, e.sha256) && !found) found = e;
     }
-    if (!found || (found.expiresAt && found.expiresAt.getTime() <= now)) return undefined;
-    this.lastUsed.set(found.sha256, now);
-    return found.client;
+    if (found) {
+      if (this.recent.size >= MAX_RECENT) this.recent.clear();
+      this.recent.set(secret, found);
+    }
+    return found;
   }
 
   /** Last use per token, identified by the first 12 hex characters of its hash (never the token). */

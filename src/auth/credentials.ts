@@ -7,8 +7,22 @@ export type PresentedCredential =
 
 const MAX_AUTHORIZATION_LENGTH = 4096;
 
+/** Jenkins sends the same header on every request: decoding it once per header value is enough. */
+const recent = new Map<string, PresentedCredential>();
+const MAX_RECENT = 256;
+
 export function parseAuthorization(header: string | undefined): PresentedCredential {
   if (header === undefined || header === '') return { kind: 'none' };
+  let parsed = recent.get(header);
+  if (parsed === undefined) {
+    parsed = parse(header);
+    if (recent.size >= MAX_RECENT) recent.clear();
+    recent.set(header, parsed);
+  }
+  return parsed;
+}
+
+function parse(header: string): PresentedCredential {
   if (header.length > MAX_AUTHORIZATION_LENGTH) return { kind: 'malformed', reason: 'Authorization header is too long' };
   const m = /^([A-Za-z]+) +(\S+) *$/.exec(header);
   if (!m) return { kind: 'malformed', reason: 'Authorization header is malformed' };

@@ -39,6 +39,13 @@ export function selectFace(host: HostInfo, firstSegment: string | undefined, nam
   return firstSegment === '2.0' ? 'api' : 'web';
 }
 
+const origins = new Map<string, string>();
+function originOf(url: string): string {
+  let origin = origins.get(url);
+  if (origin === undefined) origins.set(url, (origin = new URL(url).origin));
+  return origin;
+}
+
 /** Base URLs of the client's view of both faces, for link rewriting. */
 export function clientBases(host: HostInfo, secure: boolean, names: FaceNames, upstream: { api: string; web: string }): LinkBases {
   const scheme = secure ? 'https' : 'http';
@@ -47,8 +54,8 @@ export function clientBases(host: HostInfo, secure: boolean, names: FaceNames, u
   const bitbucketName = host.name === names.api || names.web.includes(host.name);
   const webName = names.web[0] ?? 'bitbucket.org';
   return {
-    upstreamApi: new URL(upstream.api).origin,
-    upstreamWeb: new URL(upstream.web).origin,
+    upstreamApi: originOf(upstream.api),
+    upstreamWeb: originOf(upstream.web),
     clientApi: bitbucketName ? `${scheme}://${names.api}${port}` : `${scheme}://${host.name}${port}`,
     clientWeb: bitbucketName ? `${scheme}://${webName}${port}` : `${scheme}://${host.name}${port}`,
   };

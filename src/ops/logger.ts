@@ -1,18 +1,30 @@
 import pino, { type Logger } from 'pino';
 
-/** JSON logs; credentials are never put in log records, and these paths are redacted regardless. */
-export function createLogger(options: { level?: string; destination?: NodeJS.WritableStream } = {}): Logger {
+/**
+ * JSON logs. Credentials are never put in log records; regardless, every record passes
+ * `scrubSecrets` on its way out (values of credential-named keys at any depth, and anything shaped
+ * like a sidecar token).
+ * `destination`: a stream, or a file to append to; default standard output. Files and standard output
+ * are written in batches (at least 4 KiB, or whatever is pending every 100 ms): one audit line per
+ * request would otherwise be one blocking system call per request. pino flushes what is pending
+ * when the process exits; a killed process loses at most the last 100 ms.
+ */
+export function createLogger(options: { level?: string; destination?: NodeJS.WritableStream | string } = {}): Logger {
+  const destination = options.destination ?? 1;
   return pino(
     {
       level: options.level ?? process.env.LOG_LEVEL ?? 'info',
       base: { service: 'bitbucket-sidecar' },
-      redact: { paths: ['authorization', '*.authorization', 'headers.authorization', 'req.headers.authorization', 'token', 'password', 'secret', '*.token', '*.password', '*.secret'], censor: '[redacted]' },
-      formatters: { log: (record) => scrubTokens(record) },
+      formatters: { log: (record) => scrubSecrets(record) },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    options.destination ?? process.stdout,
+    typeof destination === 'object' ? destination : pino.destination({ dest: destination, sync: false, minLength: 4096, periodicFlush: 100 }),
   );
 }
+
+/** Keys whose values are never logged, at any depth (compared case-insensitively). */
+const SECRET_KEYS = new Set(['authorization', 'token', 'password', 'secret', 'cookie', 'set-cookie', 'proxy-authorization']);
+const CENSOR = '[redacted]';
 
 /**
  * Sidecar tokens and the OAuth tokens the sidecar issues have a fixed, recognisable shape
@@ -21,14 +33,35 @@ export function createLogger(options: { level?: string; destination?: NodeJS.Wri
  */
 const SIDECAR_TOKEN = /bbsc_[A-Za-z0-9_-]{16,}/g;
 
-export function scrubTokens<T>(value: T, depth = 0): T {
+export function scrubSecrets<T>(value: T, depth = 0): T {
+  return needsScrubbing(value, depth) ? scrubbed(value, depth) : value;
+}
+
+const isSecretKey = (k: string) => SECRET_KEYS.has(k.toLowerCase());
+
+/** Most records hold nothing to scrub: finding that out allocates nothing, unlike copying them. */
+function needsScrubbing(value: unknown, depth: number): boolean {
+  if (typeof value === 'string') return value.includes('bbsc_');
+  if (depth > 8 || value === null || typeof value !== 'object') return false;
+  if (value instanceof Error) return true;
+  if (Array.isArray(value)) return value.some((v) => needsScrubbing(v, depth + 1));
+  for (const k in value) {
+    if (!Object.hasOwn(value, k)) continue;
+    if (isSecretKey(k) || k.includes('bbsc_') || needsScrubbing((value as Record<string, unknown>)[k], depth + 1)) return true;
+  }
+  return false;
+}
+
+function scrubbed<T>(value: T, depth: number): T {
   if (typeof value === 'string') return (value.includes('bbsc_') ? value.replace(SIDECAR_TOKEN, 'bbsc_[redacted]') : value) as T;
   if (depth > 8 || value === null || typeof value !== 'object') return value;
   if (value instanceof Error) {
-    return scrubTokens({ ...value, type: value.name, message: value.message, stack: value.stack }, depth + 1) as T;
+    return scrubbed({ ...value, type: value.name, message: value.message, stack: value.stack }, depth + 1) as T;
   }
-  if (Array.isArray(value)) return value.map((v) => scrubTokens(v, depth + 1)) as T;
+  if (Array.isArray(value)) return value.map((v) => scrubbed(v, depth + 1)) as T;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = scrubTokens(v, depth + 1);
+  for (const [k, v] of Object.entries(value)) {
+    out[scrubbed(k, depth)] = isSecretKey(k) && v !== undefined && v !== null ? CENSOR : scrubbed(v, depth + 1);
+  }
   return out as T;
 }

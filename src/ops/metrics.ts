@@ -203,6 +203,19 @@ export function createMetrics(options: MetricsOptions = {}): SidecarMetrics {
  */
 export function cacheLabel(status: string | undefined): string {
   if (!status) return 'none';
+  let label = labels.get(status);
+  if (label === undefined) {
+    label = parseCacheLabel(status);
+    // `ttl=` makes most values unique: keep the table small, it is only a shortcut.
+    if (labels.size >= 1024) labels.clear();
+    labels.set(status, label);
+  }
+  return label;
+}
+
+const labels = new Map<string, string>();
+
+function parseCacheLabel(status: string): string {
   const params = new Map<string, string>();
   for (const part of status.split(';').slice(1)) {
     const [k, v = ''] = part.trim().split('=');

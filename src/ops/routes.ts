@@ -1,4 +1,4 @@
-import express, { type Router } from 'express';
+import express, { type Express } from 'express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 export interface OpsDeps {
@@ -10,8 +10,10 @@ export interface OpsDeps {
 }
 
 /** `/_sidecar/*` on every listener: health and readiness need no credentials. */
-export function opsRouter(deps: OpsDeps): Router {
-  const r = express.Router();
+export function opsRouter(deps: OpsDeps): Express {
+  const r = express();
+  r.disable('x-powered-by');
+  r.disable('etag');
   r.get('/_sidecar/health', (_req, res) => {
     res.json({ status: 'ok' });
   });

@@ -67,6 +67,8 @@ export function parseRequestTarget(raw: string, maxLength: number): CanonicalTar
 }
 
 function decode(text: string, plusIsSpace: boolean): string {
+  // The raw target holds only visible ASCII (FORBIDDEN_RAW): without escapes there is nothing to decode.
+  if (!text.includes('%') && !(plusIsSpace && text.includes('+'))) return text;
   let d: string;
   try {
     d = decodeURIComponent(plusIsSpace ? text.replace(/\+/g, ' ') : text);
@@ -78,7 +80,10 @@ function decode(text: string, plusIsSpace: boolean): string {
 }
 
 /** RFC 3986 unreserved characters stay; everything else is percent-encoded (as RFC 6570 `{/var}` does). */
+const UNRESERVED = /^[A-Za-z0-9._~-]*$/;
+
 export function encodeSegment(value: string): string {
+  if (UNRESERVED.test(value)) return value;
   return encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
