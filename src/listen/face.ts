@@ -9,8 +9,19 @@ export interface HostInfo {
   port?: string;
 }
 
+/** Clients send the same Host on every request. */
+const hosts = new Map<string, HostInfo | undefined>();
+
 export function parseHost(value: string | undefined): HostInfo | undefined {
   if (!value) return undefined;
+  if (hosts.has(value)) return hosts.get(value);
+  const parsed = parseHostValue(value);
+  if (hosts.size >= 256) hosts.clear();
+  hosts.set(value, parsed);
+  return parsed;
+}
+
+function parseHostValue(value: string): HostInfo | undefined {
   const m = HOST_HEADER.exec(value);
   if (!m) return undefined;
   const name = (m[1] ? value.slice(0, value.length - m[1].length - 1) : value).toLowerCase().replace(/\.$/, '');

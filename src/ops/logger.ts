@@ -16,10 +16,22 @@ export function createLogger(options: { level?: string; destination?: NodeJS.Wri
       level: options.level ?? process.env.LOG_LEVEL ?? 'info',
       base: { service: 'bitbucket-sidecar' },
       formatters: { log: (record) => scrubSecrets(record) },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTimeOncePerMillisecond,
     },
     typeof destination === 'object' ? destination : pino.destination({ dest: destination, sync: false, minLength: 4096, periodicFlush: 100 }),
   );
+}
+
+/** pino's `isoTime`, formatted once per millisecond (several audit lines share one under load). */
+let lastMs = -1;
+let lastTime = '';
+function isoTimeOncePerMillisecond(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastTime = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return lastTime;
 }
 
 /** Keys whose values are never logged, at any depth (compared case-insensitively). */
@@ -37,7 +49,7 @@ export function scrubSecrets<T>(value: T, depth = 0): T {
   return needsScrubbing(value, depth) ? scrubbed(value, depth) : value;
 }
 
-const isSecretKey = (k: string) => SECRET_KEYS.has(k.toLowerCase());
+const isSecretKey = (k: string) => SECRET_KEYS.has(k) || (/[A-Z]/.test(k) && SECRET_KEYS.has(k.toLowerCase()));
 
 /** Most records hold nothing to scrub: finding that out allocates nothing, unlike copying them. */
 function needsScrubbing(value: unknown, depth: number): boolean {

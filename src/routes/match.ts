@@ -25,7 +25,7 @@ const UUID_FORM = /^\{[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 const SLUG = /^[A-Za-z0-9._-]{1,128}$/;
 
 /** A workspace or repository: a slug (compared lower-case) or a `{uuid}`; never contains / or \. */
-const slugOrUuid: Matcher = (v) => (UUID_FORM.test(v) ? v.toLowerCase() : SLUG.test(v) && !/^\.+$/.test(v) ? v.toLowerCase() : undefined);
+const slugOrUuid: Matcher = (v) => ((SLUG.test(v) && !/^\.+$/.test(v)) || UUID_FORM.test(v) ? v.toLowerCase() : undefined);
 
 const MATCHERS: Record<string, Matcher> = {
   ws: slugOrUuid,

@@ -29,7 +29,7 @@ export function parseRequestTarget(raw: string, maxLength: number): CanonicalTar
   if (raw.length > maxLength) throw new BadTarget(414, 'Request URL is too long');
   let rest = raw;
   let absoluteHost: string | undefined;
-  const abs = /^https?:\/\/([^/?#]*)/i.exec(raw);
+  const abs = raw.startsWith('/') ? null : /^https?:\/\/([^/?#]*)/i.exec(raw);
   if (abs) {
     if (abs[1].includes('@')) throw new BadTarget(400, 'Request target must not carry user information');
     absoluteHost = abs[1];
