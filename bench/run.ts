@@ -15,6 +15,7 @@
  *   npm run bench                  # 50 and 200 repositories, a few minutes
  *   npm run bench -- --full        # 50, 200 and 700, and the memory run twice (bench/RESULTS.md)
  *   npm run bench -- --sizes=50 --no-nginx --no-budget --no-fill --no-record
+ *   npm run bench -- --only=fill --sizes=700 --no-record   # only 4. (its URLs from a direct scan, no injected latency)
  *
  * The sidecar runs in a child process (bench/sidecar-child.ts); the fake Bitbucket, the load
  * generator and nginx run beside it on the same cores. Results are printed and written to
@@ -36,11 +37,13 @@ import { organisationScan, percentile, pluginRetry, ScanClient, type ScanSummary
 
 const args = new Map(
   process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, '').split('=');
-    return [k, v ?? 'true'] as const;
+    const [k, ...v] = a.replace(/^--/, '').split('=');
+    return [k, v.length ? v.join('=') : 'true'] as const;
   }),
 );
 const FULL = args.has('full');
+/** `--only=fill`: section 4 alone (its URLs come from a direct scan without injected latency). */
+const ONLY = args.get('only');
 const SIZES = (args.get('sizes') ?? (FULL ? '50,200,700' : '50,200')).split(',').map(Number);
 const LATENCY_MS = 150;
 const PARALLEL_REPOS = 20; // the plugin's connection pool: 20
@@ -51,6 +54,15 @@ const FILL_KEYS = Number(args.get('keys') ?? 100_000);
 const FILL_MAX_BYTES = 64 * 1024 ** 2;
 /** The heap bound README recommends: young generation 4 MiB, old space 64 MiB + cache.maxBytes. */
 const HEAP_CAP = ['--max-semi-space-size=4', `--max-old-space-size=${64 + FILL_MAX_BYTES / 1024 ** 2}`];
+/**
+ * How the sidecar process runs in the memory run (node options and environment, both shown in the
+ * table): `--fill=defaults,heap-cap` picks rows (default: defaults; with --full: all of them), and
+ * `--fill-node-options='…'` / `--fill-env=K=V,K=V` add one row of their own.
+ */
+const FILL_SETTINGS: Record<string, FillSetting> = {
+  defaults: { nodeOptions: [], env: {} },
+  'heap-cap': { nodeOptions: HEAP_CAP, env: {} },
+};
 const RESULTS = path.join(__dirname, '..', '..', 'bench', 'RESULTS.md');
 
 const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
@@ -74,8 +86,8 @@ class Child {
     });
   }
 
-  static async start(fake: FakeBitbucketServer, extra: Record<string, unknown>, execArgv: string[] = []): Promise<Child> {
-    const child = new Child(fork(path.join(__dirname, 'sidecar-child.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv }));
+  static async start(fake: FakeBitbucketServer, extra: Record<string, unknown>, execArgv: string[] = [], env: Record<string, string> = {}): Promise<Child> {
+    const child = new Child(fork(path.join(__dirname, 'sidecar-child.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv, env: { ...process.env, ...env } }));
     const { upstream: up, ...rest } = extra as { upstream?: Record<string, unknown> };
     const config = {
       server: { http: { host: '127.0.0.1', port: 0 } },
@@ -354,9 +366,15 @@ async function throughput(fake: FakeBitbucketServer): Promise<ThroughputResult> 
 
 // --- 4. RSS after 100,000 distinct keys --------------------------------------------------------------------
 
-interface FillResult {
+interface FillSetting {
   nodeOptions: string[];
+  env: Record<string, string>;
+}
+
+interface FillResult extends FillSetting {
   keys: number;
+  /** Right after start, before any request. */
+  rssAtStart: number;
   rss: number;
   rssAfterGc: number;
   heapAfterGc: number;
@@ -367,9 +385,28 @@ interface FillResult {
   seconds: number;
 }
 
-async function fill(fake: FakeBitbucketServer, urls: string[], nodeOptions: string[]): Promise<FillResult> {
+function fillSettings(): FillSetting[] {
+  const names = args.get('fill')?.split(',') ?? (FULL ? Object.keys(FILL_SETTINGS) : ['defaults']);
+  const out = names.map((n) => {
+    const s = FILL_SETTINGS[n];
+    if (!s) throw new Error(`--fill: unknown setting ${n} (${Object.keys(FILL_SETTINGS).join(', ')})`);
+    return s;
+  });
+  const nodeOptions = args.get('fill-node-options');
+  const env = args.get('fill-env');
+  if (nodeOptions || env) {
+    out.push({
+      nodeOptions: nodeOptions?.split(/\s+/).filter(Boolean) ?? [],
+      env: Object.fromEntries((env ?? '').split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
+    });
+  }
+  return out;
+}
+
+async function fill(fake: FakeBitbucketServer, urls: string[], { nodeOptions, env }: FillSetting): Promise<FillResult> {
   fake.clearFaults();
-  const child = await Child.start(fake, { ...NO_BUDGET, cache: { maxBytes: FILL_MAX_BYTES, freshness: { immutableSeconds: 86_400 } } }, ['--expose-gc', ...nodeOptions]);
+  const child = await Child.start(fake, { ...NO_BUDGET, cache: { maxBytes: FILL_MAX_BYTES, freshness: { immutableSeconds: 86_400 } } }, ['--expose-gc', ...nodeOptions], env);
+  const rssAtStart = (await child.ask({ cmd: 'stats' })).rss as number;
   const u = new URL(child.url);
   const pool = new Pool(u.origin, { connections: 50, pipelining: 1 });
   const headers = { host: 'api.bitbucket.org', authorization: child.authorization };
@@ -391,7 +428,22 @@ async function fill(fake: FakeBitbucketServer, urls: string[], nodeOptions: stri
   const g = await child.ask({ cmd: 'stats', gc: true });
   await child.stop();
   if (bad > 0) log(`fill: ${bad} answers were not 200`);
-  return { nodeOptions, keys: urls.length, rss: s.rss, rssAfterGc: g.rss, heapAfterGc: g.heapUsed, heapUsed: s.heapUsed, cacheBytes: s.cache.bytes, entries: s.cache.entries, maxBytes: s.cache.maxBytes, seconds };
+  log(`fill ${describeSetting({ nodeOptions, env })}: RSS at start ${mb(rssAtStart)}, after ${mb(s.rss)}, after GC ${mb(g.rss)} (heap used ${mb(s.heapUsed)} / ${mb(g.heapUsed)}, heap total ${mb(s.heapTotal)} / ${mb(g.heapTotal)}, external ${mb(s.external)} / ${mb(g.external)})`);
+  return { nodeOptions, env, keys: urls.length, rssAtStart, rss: s.rss, rssAfterGc: g.rss, heapAfterGc: g.heapUsed, heapUsed: s.heapUsed, cacheBytes: s.cache.bytes, entries: s.cache.entries, maxBytes: s.cache.maxBytes, seconds };
+}
+
+function describeSetting(s: FillSetting): string {
+  const env = Object.entries(s.env).map(([k, v]) => `${k}=${v}`);
+  return [...env, ...s.nodeOptions].join(' ') || 'defaults';
+}
+
+/** The URLs a scan made, without injected latency (for `--only=fill`). */
+async function directScan(fake: FakeBitbucketServer): Promise<{ url: string }[]> {
+  fake.clearFaults();
+  const direct = new ScanClient({ serverUrl: fake.url, apiBase: fake.url, authorization: basic(fake.credentials.email, fake.credentials.apiToken), connections: PARALLEL_REPOS });
+  await organisationScan(direct, fake.url, { workspace: WS, parallelRepositories: PARALLEL_REPOS });
+  await direct.close();
+  return [...direct.records];
 }
 
 /** Distinct commit-addressed URLs: `commit/` and the Jenkinsfile probe at every 12-40 hex prefix of every head seen in a scan. */
@@ -568,9 +620,12 @@ function report(rows: ScanRow[], lat: LatencyResult | undefined, tp: ThroughputR
   }
   if (fills.length > 0) {
     out.push('### Memory after many distinct keys', '');
-    out.push(`${fills[0].keys} distinct commit-addressed URLs (\`commit/{prefix}\`, \`src/{prefix}/Jenkinsfile?format=meta\`) through the sidecar, 50 connections, cache.maxBytes ${mb(FILL_MAX_BYTES)}; RSS of the sidecar process (it is ~90 MB right after start).`, '');
-    out.push('| node options | entries kept | accounted | RSS | RSS − maxBytes | heap used | after a forced GC: RSS / heap | fill time |', '|---|---:|---:|---:|---:|---:|---:|---:|');
-    for (const f of fills) out.push(`| ${f.nodeOptions.length ? `\`${f.nodeOptions.join(' ')}\`` : 'defaults'} | ${f.entries} | ${mb(f.cacheBytes)} | ${mb(f.rss)} | ${mb(f.rss - f.maxBytes)} | ${mb(f.heapUsed)} | ${mb(f.rssAfterGc)} / ${mb(f.heapAfterGc)} | ${f.seconds.toFixed(0)} s |`);
+    out.push(`${fills[0].keys} distinct commit-addressed URLs (\`commit/{prefix}\`, \`src/{prefix}/Jenkinsfile?format=meta\`) through the sidecar, 50 connections, cache.maxBytes ${mb(FILL_MAX_BYTES)}; RSS of the sidecar process, right after start and after the fill. Each row is one sidecar process started with that environment and those node options (nothing else differs).`, '');
+    out.push('| environment | node options | RSS at start | entries kept | accounted | RSS | RSS − maxBytes | heap used | after a forced GC: RSS / heap | fill time |', '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const f of fills) {
+      const env = Object.entries(f.env).map(([k, v]) => `${k}=${v}`);
+      out.push(`| ${env.length ? `\`${env.join(' ')}\`` : '—'} | ${f.nodeOptions.length ? `\`${f.nodeOptions.join(' ')}\`` : 'defaults'} | ${mb(f.rssAtStart)} | ${f.entries} | ${mb(f.cacheBytes)} | ${mb(f.rss)} | ${mb(f.rss - f.maxBytes)} | ${mb(f.heapUsed)} | ${mb(f.rssAfterGc)} / ${mb(f.heapAfterGc)} | ${f.seconds.toFixed(0)} s |`);
+    }
     out.push('', 'V8 keeps the heap it grew into while answering (JSON parsed and rewritten per answer), so with default flags RSS depends more on traffic than on the cache; the cache itself stays within maxBytes.', '');
   }
   if (budgets.length > 0) {
@@ -595,7 +650,7 @@ function report(rows: ScanRow[], lat: LatencyResult | undefined, tp: ThroughputR
   check(lat ? lat.missP50 - lat.directP50 <= 1 : undefined, lat ? `added latency on a miss ≤ 1 ms p50 (+${ms(lat.missP50 - lat.directP50)} ms)` : 'miss latency');
   check(lat ? lat.hitP50 <= 0.5 : undefined, lat ? `cache-hit p50 ≤ 0.5 ms on loopback (${ms(lat.hitP50)} ms)` : 'hit latency');
   check(tp?.nginx ? tp.sidecar.rps / tp.nginx.rps >= 0.5 : undefined, tp?.nginx ? `cache-hit throughput ≥ 0.5× nginx proxy_cache (${(tp.sidecar.rps / tp.nginx.rps).toFixed(2)}×)` : 'throughput vs nginx (nginx not installed)');
-  for (const f of fills) check(f.rss <= f.maxBytes + 100 * 1024 ** 2, `RSS ≤ cache.maxBytes + 100 MB after ${f.keys} distinct keys, ${f.nodeOptions.length ? f.nodeOptions.join(' ') : 'default node options'} (${mb(f.rss)} ≤ ${mb(f.maxBytes + 100 * 1024 ** 2)})`);
+  for (const f of fills) check(f.rss <= f.maxBytes + 100 * 1024 ** 2, `RSS ≤ cache.maxBytes + 100 MB after ${f.keys} distinct keys, ${describeSetting(f)} (${mb(f.rss)} ≤ ${mb(f.maxBytes + 100 * 1024 ** 2)})`);
   if (fills.length === 0) check(undefined, 'RSS after many keys');
   out.push('');
   return out.join('\n');
@@ -626,6 +681,14 @@ async function main(): Promise<void> {
     let nowFn: () => number = Date.now;
     const fake = await startFakeBitbucket({ seed: { workspace: WS, repositories: size, branches: 5, pullRequests: 2, tags: 1 }, now: () => nowFn() });
     try {
+      if (ONLY === 'fill') {
+        if (size === largest) {
+          const urls = distinctCommitUrls(await directScan(fake), FILL_KEYS);
+          log(`fill: ${urls.length} distinct keys`);
+          for (const setting of fillSettings()) fills.push(await fill(fake, urls, setting));
+        }
+        continue;
+      }
       const { rows: sizeRows, directRecords } = args.has('no-scans') ? { rows: [], directRecords: [] } : await scans(fake, size);
       rows.push(...sizeRows);
       if (size === SIZES[0] && !args.has('no-latency')) lat = await latency(fake, size);
@@ -633,8 +696,7 @@ async function main(): Promise<void> {
       if (size === largest && !args.has('no-fill')) {
         const urls = distinctCommitUrls(directRecords, FILL_KEYS);
         log(`fill: ${urls.length} distinct keys`);
-        fills.push(await fill(fake, urls, []));
-        if (FULL) fills.push(await fill(fake, urls, HEAP_CAP));
+        for (const setting of fillSettings()) fills.push(await fill(fake, urls, setting));
       }
       if (size === largest && !args.has('no-budget')) {
         for (const parallel of [4, 20]) budgets.push(await budgetScenario(fake, size, (f) => (nowFn = f), parallel));
