@@ -8,9 +8,10 @@ import { decideRepository, workspaceInScope } from '../scope/policy';
 import type { BudgetGovernor } from '../upstream/budget';
 import type { Clock } from '../upstream/budget-clock';
 import { WarmRefresher } from './refresher';
-import { WebhookRelay } from './relay';
+import type { WebhookRelay } from './relay';
 
-export { WebhookRelay, type RelaySettings, type RelayStats } from './relay';
+// The relay (and its SQLite queue, better-sqlite3) is loaded only when `webhooks:` is configured.
+export type { WebhookRelay, RelaySettings, RelayStats } from './relay';
 export { WarmRefresher, type RefreshSettings, type RefresherStats } from './refresher';
 export { sign, verifySignature } from './signature';
 export { parseDelivery, FORWARDED_EVENTS, type Delivery } from './delivery';
@@ -52,7 +53,7 @@ export function createWebhooks(config: Config, deps: WebhooksDeps): Webhooks {
     inScope,
   });
   const relay = config.webhooks
-    ? new WebhookRelay(config.webhooks, {
+    ? new (require('./relay') as typeof import('./relay')).WebhookRelay(config.webhooks, {
         stateDir: config.state.dir,
         clients: deps.clients,
         facts: deps.facts,

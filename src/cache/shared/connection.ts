@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-import Redis, { type RedisOptions } from 'ioredis';
+import type Redis from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RedisSettings } from './settings';
 
@@ -42,9 +43,11 @@ export class RedisLink {
     onMessage: (message: string) => void,
   ) {
     const options = redisOptions(settings);
-    this.cmd = new Redis(settings.url, { ...options, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: settings.commandTimeoutMs, enableAutoPipelining: true });
+    // Loaded here, not with the module: only sidecars with cache.shared.redis need ioredis (~8 MB of RSS).
+    const IORedis = (require('ioredis') as typeof import('ioredis')).default;
+    this.cmd = new IORedis(settings.url, { ...options, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: settings.commandTimeoutMs, enableAutoPipelining: true });
     // The subscriber queues its SUBSCRIBE until connected and re-subscribes after every reconnect.
-    this.sub = new Redis(settings.url, { ...options, enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: true });
+    this.sub = new IORedis(settings.url, { ...options, enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: true });
     this.sub.on('message', (ch: string, message: string) => {
       if (ch === channel) onMessage(message);
     });
