@@ -23,9 +23,12 @@ export interface Entry {
 const CLOCK_STEP_TOLERANCE_MS = 5_000;
 
 /**
- * Bytes an entry holds besides its body, key, headers and tags: the entry object, the LRU's and the
- * tag index's slots (~400 bytes measured on the heap), and the body's native backing store and
- * malloc header, which `process.memoryUsage().external` does not show (~250 bytes measured in RSS).
+ * Bytes an entry holds besides its body, key, headers and tags: the entry object, the body's Buffer
+ * and ArrayBuffer objects (~180 bytes), the LRU's and the tag index's slots, and the body's malloc
+ * header. With strings counted at two bytes a character (V8 keeps most at one, and tags are shared)
+ * the count errs high: after the memory benchmark's fill (bench/run.ts, 22,000 commit-addressed
+ * answers kept) entries counted at 2,990 bytes held 2,670 (987 on the heap, 1,686 of body), measured
+ * by clearing the cache and comparing process.memoryUsage().
  */
 const ENTRY_OVERHEAD = 650;
 
@@ -43,7 +46,11 @@ export function entrySize(key: string, e: Entry): number {
  */
 export class CacheStore {
   private readonly lru: LRUCache<string, Entry>;
-  private readonly byTag = new Map<string, Set<string>>();
+  /**
+   * Keys by tag. Most tags name one answer (a ref, a commit): those keep the key itself, not a Set
+   * of one (~300 bytes each). `tag` is the one copy of the tag string all entries carrying it share.
+   */
+  private readonly byTag = new Map<string, { tag: string; keys: string | Set<string> }>();
 
   constructor(
     maxBytes: number,
@@ -80,12 +87,18 @@ export class CacheStore {
   }
 
   set(key: string, e: Entry): boolean {
+    // What is kept for long is kept compact: one flat copy of the key, and the tags as an exact-size
+    // array of the strings the tag index already holds (see `flat`).
+    key = flat(key);
+    e.tags = e.tags.map((t) => this.byTag.get(t)?.tag ?? flat(t));
     this.lru.set(key, e);
     if (this.lru.peek(key) !== e) return false; // larger than the whole cache allows
-    for (const t of e.tags) {
-      let keys = this.byTag.get(t);
-      if (!keys) this.byTag.set(t, (keys = new Set()));
-      keys.add(key);
+    for (const tag of e.tags) {
+      const index = this.byTag.get(tag);
+      if (!index) this.byTag.set(tag, { tag, keys: key });
+      else if (typeof index.keys === 'string') {
+        if (index.keys !== key) index.keys = new Set([index.keys, key]);
+      } else index.keys.add(key);
     }
     return true;
   }
@@ -102,7 +115,11 @@ export class CacheStore {
   /** Keys of live entries carrying any of `tags`. */
   keysTagged(tags: readonly string[]): string[] {
     const out = new Set<string>();
-    for (const t of tags) for (const k of this.byTag.get(t) ?? []) out.add(k);
+    for (const t of tags) {
+      const keys = this.byTag.get(t)?.keys;
+      if (typeof keys === 'string') out.add(keys);
+      else for (const k of keys ?? []) out.add(k);
+    }
     return [...out];
   }
 
@@ -120,10 +137,23 @@ export class CacheStore {
 
   private unindex(key: string, e: Entry): void {
     for (const t of e.tags) {
-      const keys = this.byTag.get(t);
-      if (!keys) continue;
-      keys.delete(key);
-      if (keys.size === 0) this.byTag.delete(t);
+      const index = this.byTag.get(t);
+      if (!index) continue;
+      if (typeof index.keys === 'string') {
+        if (index.keys === key) this.byTag.delete(t);
+        continue;
+      }
+      index.keys.delete(key);
+      if (index.keys.size === 1) index.keys = index.keys.values().next().value as string;
     }
   }
+}
+
+/**
+ * A flat copy of a string. V8 keeps the parts of a string built by concatenation, and the whole
+ * string a slice was cut from (a tag `ref:{ws}/{repo}:{rev}` keeps the request path `rev` came from);
+ * a JSON round trip makes one sequential string of exactly the same characters.
+ */
+function flat(s: string): string {
+  return JSON.parse(JSON.stringify(s)) as string;
 }
