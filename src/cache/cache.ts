@@ -1,4 +1,5 @@
 import { errorAnswer } from '../respond/errors';
+import { parseJsonBody } from '../respond/memo';
 import type { ApiAnswer, ApiCall, Source } from '../routes/call';
 import { BUDGET_REFUSED_HEADER } from '../upstream/budget-source';
 import { freshnessOf, isStorable, isUpstreamTrouble, lifetimeMs, DEFAULT_FRESHNESS, type Freshness, type FreshnessConfig } from './freshness';
@@ -426,9 +427,12 @@ export class ResponseCache {
 
 /**
  * Small Buffers are slices of Node's shared 8 KiB pool; keeping one would pin the whole slab and
- * break the byte bound. Stored bodies get their own exact-size allocation.
+ * break the byte bound. Stored bodies get their own exact-size allocation. A body that already is
+ * one (the upstream client allocates them so) is kept as it is: no copy, and what the memo derived
+ * from it for the miss (the parse, the shaped view) serves the hits that follow.
  */
 function ownCopy(body: Buffer): Buffer {
+  if (body.byteOffset === 0 && body.buffer.byteLength === body.length) return body;
   const copy = Buffer.allocUnsafeSlow(body.length);
   body.copy(copy);
   return copy;
@@ -436,14 +440,10 @@ function ownCopy(body: Buffer): Buffer {
 
 /**
  * A JSON answer that does not parse was cut short (a chunked body ended early) or corrupted on the
- * way; storing it would serve the damage for the whole freshness lifetime.
+ * way; storing it would serve the damage for the whole freshness lifetime. (The parse is the memo's:
+ * learning and shaping use the same one.)
  */
 function wellFormed(answer: ApiAnswer): boolean {
   if (!/json/i.test(answer.headers['content-type'] ?? '')) return true;
-  try {
-    JSON.parse(answer.body.toString('utf8'));
-    return true;
-  } catch {
-    return false;
-  }
+  return parseJsonBody(answer.body) !== undefined;
 }
