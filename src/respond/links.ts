@@ -12,27 +12,57 @@ export interface LinkBases {
 }
 
 const URL_PARTS = /^(https?):\/\/(?:[^/?#@]*@)?([^/?#]*)(.*)$/i;
-const LINK_KEYS = new Set(['href', 'next', 'previous']);
+
+/** The bases as compared: lowercased once per answer, not once per link. */
+interface Rewriter {
+  api: string;
+  web: string;
+  clientApi: string;
+  clientWeb: string;
+}
+
+function rewriter(b: LinkBases): Rewriter {
+  return { api: b.upstreamApi.toLowerCase(), web: b.upstreamWeb.toLowerCase(), clientApi: b.clientApi, clientWeb: b.clientWeb };
+}
 
 export function rewriteUrl(url: string, b: LinkBases): string {
+  return rewrite(url, rewriter(b));
+}
+
+function rewrite(url: string, r: Rewriter): string {
   const m = URL_PARTS.exec(url);
   if (!m) return url;
-  const origin = `${m[1].toLowerCase()}://${m[2].toLowerCase()}`;
+  const origin = `${m[1]}://${m[2]}`.toLowerCase();
   const rest = m[3];
   const isApiPath = rest === '/2.0' || rest.startsWith('/2.0/') || rest.startsWith('/2.0?');
-  if (origin === b.upstreamApi.toLowerCase() && (isApiPath || b.upstreamApi.toLowerCase() !== b.upstreamWeb.toLowerCase())) return b.clientApi + rest;
-  if (origin === b.upstreamWeb.toLowerCase()) return (isApiPath ? b.clientApi : b.clientWeb) + rest;
+  if (origin === r.api && (isApiPath || r.api !== r.web)) return r.clientApi + rest;
+  if (origin === r.web) return (isApiPath ? r.clientApi : r.clientWeb) + rest;
   // Some other host: keep it, but never hand out user information.
   return `${m[1]}://${m[2]}${rest}`;
 }
 
-export function rewriteLinks(value: unknown, b: LinkBases, key?: string): unknown {
-  if (typeof value === 'string') return key !== undefined && LINK_KEYS.has(key) ? rewriteUrl(value, b) : value;
-  if (Array.isArray(value)) return value.map((v) => rewriteLinks(v, b));
-  if (value && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = rewriteLinks(v, b, k);
+/**
+ * A copy of `value` with the strings under `href`, `next` and `previous` rewritten (array elements
+ * are never link fields). Plain loops: this walks every value of every answer a miss shapes.
+ */
+export function rewriteLinks(value: unknown, b: LinkBases): unknown {
+  return walk(value, rewriter(b), false);
+}
+
+function walk(value: unknown, r: Rewriter, link: boolean): unknown {
+  if (typeof value === 'string') return link ? rewrite(value, r) : value;
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) {
+    const out = new Array<unknown>(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = walk(value[i], r, false);
     return out;
   }
-  return value;
+  const o = value as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  const keys = Object.keys(o);
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i];
+    out[k] = walk(o[k], r, k === 'href' || k === 'next' || k === 'previous');
+  }
+  return out;
 }

@@ -37,6 +37,25 @@ describe('link rewriting', () => {
   });
 });
 
+describe('link rewriting, details', () => {
+  it('compares origins without regard to case, keeps what follows them as it is', () => {
+    expect(rewriteUrl('HTTP://127.0.0.1:9000/2.0/Repositories/ACME', local)).toBe('http://localhost:8080/2.0/Repositories/ACME');
+    expect(rewriteUrl('http://127.0.0.1:9000/2.0/x', { ...local, upstreamApi: 'HTTP://127.0.0.1:9000', upstreamWeb: 'HTTP://127.0.0.1:9000' })).toBe('http://localhost:8080/2.0/x');
+  });
+
+  it('leaves array elements, other keys and values that are not URLs alone', () => {
+    const v = { href: ['http://127.0.0.1:9000/2.0/a'], next: 5, previous: null, links: { self: { href: 'not a url' } }, list: [{ href: 'http://127.0.0.1:9000/a' }] };
+    expect(rewriteLinks(v, local)).toEqual({ href: ['http://127.0.0.1:9000/2.0/a'], next: 5, previous: null, links: { self: { href: 'not a url' } }, list: [{ href: 'http://localhost:8080/a' }] });
+  });
+
+  it('does not change the answer it was given (parsed bodies are shared)', () => {
+    const v = { next: 'http://127.0.0.1:9000/2.0/x?page=2', values: [{ links: { self: { href: 'http://127.0.0.1:9000/2.0/a' } } }] };
+    const before = JSON.stringify(v);
+    rewriteLinks(v, local);
+    expect(JSON.stringify(v)).toBe(before);
+  });
+});
+
 describe('repository listing filter', () => {
   const client = toClient({ id: 'c', scope: [{ workspace: 'acme', projects: ['CI'] }, { workspace: 'acme', repositories: ['infra*'] }], permissions: ['read'] });
   const page = {
