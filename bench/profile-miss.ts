@@ -1,0 +1,114 @@
+/**
+ * `npm run bench:miss`: what a cache miss adds over going direct. A generated workspace in the fake
+ * Bitbucket (this process), the sidecar in its own process (audit log to /dev/null), one keep-alive
+ * connection each way, requests sent one after another — the shape of `npm run bench`'s "per-request
+ * latency" section, but over many rounds of distinct URLs (5 per repository: repository, branch and
+ * tag lists, PR list, one branch), so every sidecar request is a miss. Each round sends the same
+ * ROUND_URLS (default 250) URLs direct, then through the sidecar; prints the median over rounds of
+ * the direct p50, the miss p50 and their difference, and the sidecar's CPU microseconds per miss
+ * (from /proc); and the first round alone, which is what `npm run bench` measures (its 250 misses
+ * come right after a short warm-up, so they run partly before the JIT has optimised the miss path).
+ * REPOS (default 1500) and ROUNDS bound the rounds. With STEADY_PROFILE=FILE the sidecar writes
+ * a CPU profile of the steady state (bench/steady-profile.ts); SIDECAR_REQUIRE=FILE preloads a module
+ * into the sidecar (instrumentation).
+ */
+import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { mintToken, sha256Hex } from '../src/auth/tokens';
+import { startFakeBitbucket } from '../src/fake-bitbucket';
+import { percentile, ScanClient } from './scan';
+
+const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
+const WS = 'bench';
+const API_BASE = 'http://api.bitbucket.org';
+
+/** User + system CPU time of a process, in milliseconds (clock ticks are 10 ms on Linux). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+const median = (xs: number[]) => percentile(xs, 50);
+
+async function main(): Promise<void> {
+  const repos = Number(process.env.REPOS ?? 1500);
+  const maxRounds = Number(process.env.ROUNDS ?? Infinity);
+  const perRound = Number(process.env.ROUND_URLS ?? 250);
+  const fake = await startFakeBitbucket({ seed: { workspace: WS, repositories: repos, branches: 5, pullRequests: 2, tags: 1 } });
+  const token = mintToken();
+  const execArgv = process.env.STEADY_PROFILE ? ['-r', path.join(__dirname, 'steady-profile.js')] : [];
+  if (process.env.SIDECAR_REQUIRE) execArgv.push('-r', process.env.SIDECAR_REQUIRE);
+  const proc = fork(path.join(__dirname, 'sidecar-child.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+  let seq = 0;
+  const ask = (m: Record<string, unknown>) =>
+    new Promise<{ url: string; error?: string }>((resolve) => {
+      const id = ++seq;
+      const on = (r: { id: number; url: string }) => {
+        if (r.id !== id) return;
+        proc.off('message', on);
+        resolve(r);
+      };
+      proc.on('message', on);
+      proc.send({ id, ...m });
+    });
+  const config = {
+    server: { http: { host: '127.0.0.1', port: 0 } },
+    upstream: { apiUrl: fake.url, webUrl: fake.url, auth: { type: 'basic', username: fake.credentials.email, password: fake.credentials.apiToken }, budget: { repositoryRequestsPerHour: 1_000_000 } },
+    clients: [{ id: 'jenkins', token: { sha256: sha256Hex(token) }, scope: [{ workspace: WS }], permissions: ['read'] }],
+    cache: { maxBytes: '512MiB', freshness: { immutableSeconds: 86_400, metadataSeconds: 3600, listSeconds: 3600, notFoundSeconds: 3600 } },
+  };
+  const started = await ask({ cmd: 'start', config });
+  if (started.error) throw new Error(started.error);
+
+  const paths: string[] = [];
+  for (let i = 1; i <= repos; i++) {
+    const r = `/2.0/repositories/${WS}/repo-${String(i).padStart(4, '0')}`;
+    paths.push(r, `${r}/refs/branches?pagelen=100`, `${r}/refs/tags?pagelen=100`, `${r}/pullrequests?pagelen=50`, `${r}/refs/branches/main`);
+  }
+  const direct = new ScanClient({ serverUrl: fake.url, apiBase: fake.url, authorization: basic(fake.credentials.email, fake.credentials.apiToken), connections: 1 });
+  const plugin = new ScanClient({ serverUrl: started.url, apiBase: API_BASE, authorization: basic('jenkins@ci.example', token), connections: 1 });
+  const sequential = async (client: ScanClient, urls: string[]) => {
+    client.records.length = 0;
+    for (const u of urls) await client.get(u);
+    return client.records;
+  };
+  // Warm-up as in `npm run bench` (JIT, connections), on URLs not measured.
+  for (let i = 0; i < 300; i++) {
+    const warm = `/2.0/repositories/${WS}/repo-0001/refs/branches/warm-up-${i % 150}`;
+    await direct.get(`${fake.url}${warm}`);
+    await direct.get(`${fake.url}${paths[i % paths.length]}`);
+    await plugin.get(`${API_BASE}${warm}`);
+  }
+  const rows: { direct: number; miss: number }[] = [];
+  let cpu = 0;
+  let misses = 0;
+  let notMiss = 0;
+  for (let at = 0; at + perRound <= paths.length && rows.length < maxRounds; at += perRound) {
+    const urls = paths.slice(at, at + perRound);
+    const d = (await sequential(direct, urls.map((p) => `${fake.url}${p}`))).map((r) => r.ms);
+    const cpu0 = cpuMs(proc.pid!);
+    const recs = await sequential(plugin, urls.map((p) => `${API_BASE}${p}`));
+    cpu += cpuMs(proc.pid!) - cpu0;
+    misses += recs.length;
+    notMiss += recs.filter((r) => !/fwd=miss/.test(r.cacheStatus ?? '')).length;
+    rows.push({ direct: median(d), miss: median(recs.map((r) => r.ms)) });
+    if (process.env.ROUNDS_VERBOSE) console.log(`round ${rows.length}: direct ${rows[rows.length - 1].direct.toFixed(3)} miss ${rows[rows.length - 1].miss.toFixed(3)}`);
+  }
+  const first = rows[0];
+  console.log(`first round (what \`npm run bench\` measures): direct p50 ${first.direct.toFixed(3)} ms  miss p50 ${first.miss.toFixed(3)} ms  added ${(first.miss - first.direct).toFixed(3)} ms`);
+  const dP50 = median(rows.map((r) => r.direct));
+  const mP50 = median(rows.map((r) => r.miss));
+  const added = median(rows.map((r) => r.miss - r.direct));
+  console.log(
+    `${rows.length} rounds of ${perRound}: direct p50 ${dP50.toFixed(3)} ms  miss p50 ${mP50.toFixed(3)} ms  added ${added.toFixed(3)} ms (median of per-round differences)  sidecar CPU ${((cpu * 1000) / misses).toFixed(0)} µs/miss  not a miss ${notMiss}`,
+  );
+  await direct.close();
+  await plugin.close();
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.send({ id: ++seq, cmd: 'stop' });
+  await exited;
+  await fake.close();
+}
+
+void main();
