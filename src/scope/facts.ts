@@ -69,11 +69,13 @@ export class ScopeFacts {
   }
 
   private learnObject(o: Record<string, unknown>, answeredFor?: string): void {
+    const type = o.type;
+    if (type !== 'workspace' && type !== 'repository' && type !== 'pullrequest') return;
     const uuid = typeof o.uuid === 'string' ? o.uuid.toLowerCase() : undefined;
-    if (o.type === 'workspace' && uuid && typeof o.slug === 'string') {
+    if (type === 'workspace' && uuid && typeof o.slug === 'string') {
       this.workspaceByUuid.set(uuid, o.slug.toLowerCase());
     }
-    if (o.type === 'repository' && typeof o.full_name === 'string') {
+    if (type === 'repository' && typeof o.full_name === 'string') {
       const full = o.full_name.toLowerCase();
       if (uuid) this.repoByUuid.set(uuid, full);
       if ('project' in o) {
@@ -81,7 +83,7 @@ export class ScopeFacts {
         this.projects.set(full, { key: typeof key === 'string' ? key.toUpperCase() : null, at: this.now() });
       }
     }
-    if (o.type === 'pullrequest' && answeredFor) this.learnPullRequest(o, answeredFor.toLowerCase());
+    if (type === 'pullrequest' && answeredFor) this.learnPullRequest(o, answeredFor.toLowerCase());
   }
 
   private learnPullRequest(pr: Record<string, unknown>, target: string): void {
@@ -104,15 +106,23 @@ export class ScopeFacts {
   }
 }
 
+/** Visits every object down to depth 12. Plain loops: it walks every value of every answer learned from. */
 function walk(value: unknown, visit: (o: Record<string, unknown>) => void, depth = 0): void {
   if (depth > 12 || value === null || typeof value !== 'object') return;
   if (Array.isArray(value)) {
-    for (const v of value) walk(v, visit, depth + 1);
+    for (let i = 0; i < value.length; i++) {
+      const v: unknown = value[i];
+      if (v !== null && typeof v === 'object') walk(v, visit, depth + 1);
+    }
     return;
   }
   const o = value as Record<string, unknown>;
   visit(o);
-  for (const v of Object.values(o)) walk(v, visit, depth + 1);
+  const keys = Object.keys(o);
+  for (let i = 0; i < keys.length; i++) {
+    const v = o[keys[i]];
+    if (v !== null && typeof v === 'object') walk(v, visit, depth + 1);
+  }
 }
 
 /** After a complete list of open pull requests into `target`, forget forks that no longer have one. */
