@@ -15,8 +15,15 @@ interface Derived {
   bytes: number;
 }
 
-/** Bytes of derived work kept (body, parsed object, shaped views), least recently used dropped first. */
-export const MEMO_MAX_BYTES = 8 * 1024 ** 2;
+/**
+ * Bytes of derived work kept (body, parsed object, shaped views), least recently used dropped first.
+ * Small on purpose: what pays is an answer asked for again soon (one hot key, or the several parses
+ * of one body in one request); a scan cycling through thousands of keys gets nothing from a few MB
+ * more. Kept objects are promoted to V8's old space, so a large memo of miss bodies (an upstream
+ * answer's own Buffer, never seen again) costs heap growth and GC time: with 8 MiB the memory
+ * benchmark's fill ended some 5 MB higher in RSS and used more CPU than with 1 MiB.
+ */
+export const MEMO_MAX_BYTES = 2 * 1024 ** 2;
 /** The parsed object, counted as this many times the body (1.2–1.4× measured for commit, src and ref JSON). */
 const PARSED_FACTOR = 2;
 const MAX_VIEWS_PER_BODY = 64;
