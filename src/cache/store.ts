@@ -19,6 +19,9 @@ export interface Entry {
   tags: readonly string[];
 }
 
+/** Distinct header values remembered for sharing (see CacheStore.headerValues). */
+const INTERNED_VALUES = 256;
+
 /** Clocks of sidecars sharing a cache may differ by this much without entries being judged stale. */
 const CLOCK_STEP_TOLERANCE_MS = 5_000;
 
@@ -51,6 +54,11 @@ export class CacheStore {
    * of one (~300 bytes each). `tag` is the one copy of the tag string all entries carrying it share.
    */
   private readonly byTag = new Map<string, { tag: string; keys: string | Set<string> }>();
+  /**
+   * Header values many answers share (`content-type`, Bitbucket's `x-ratelimit-*`), one copy each.
+   * Values seen once (an `etag`) pass through; the table is emptied when it grows past INTERNED_VALUES.
+   */
+  private readonly headerValues = new Map<string, string>();
 
   constructor(
     maxBytes: number,
@@ -91,6 +99,7 @@ export class CacheStore {
     // array of the strings the tag index already holds (see `flat`).
     key = flat(key);
     e.tags = e.tags.map((t) => this.byTag.get(t)?.tag ?? flat(t));
+    for (const [name, value] of Object.entries(e.headers)) e.headers[name] = this.headerValue(value);
     this.lru.set(key, e);
     if (this.lru.peek(key) !== e) return false; // larger than the whole cache allows
     for (const tag of e.tags) {
@@ -133,6 +142,14 @@ export class CacheStore {
 
   get maxBytes(): number {
     return this.lru.maxSize;
+  }
+
+  private headerValue(value: string): string {
+    const known = this.headerValues.get(value);
+    if (known !== undefined) return known;
+    if (this.headerValues.size >= INTERNED_VALUES) this.headerValues.clear();
+    this.headerValues.set(value, value);
+    return value;
   }
 
   private unindex(key: string, e: Entry): void {

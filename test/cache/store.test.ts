@@ -63,13 +63,18 @@ describe('CacheStore tag index', () => {
     expect(s.keysTagged(['ref:acme/r:9'])).toEqual(['key-9']);
   });
 
-  it('keeps the tags and key of an entry unchanged in value', () => {
+  it('keeps the tags, headers and key of an entry unchanged in value', () => {
     const s = new CacheStore(1024 ** 2, now);
     const path = '/2.0/repositories/acme/r/src/0123456789ab/Jenkinsfile';
     const rev = path.slice(path.indexOf('/src/') + 5, path.lastIndexOf('/'));
     const key = `cred GET ${path}`;
     s.set(key, entry(['ws:acme', `ref:acme/r:${rev}`]));
     expect(s.get(key)?.tags).toEqual(['ws:acme', 'ref:acme/r:0123456789ab']);
+    expect(s.get(key)?.headers).toEqual({ 'content-type': 'application/json' });
+    // Header values are shared between entries, however many distinct ones come by.
+    for (let i = 0; i < 1000; i++) s.set(`k${i}`, { ...entry([]), headers: { 'content-type': 'application/json', etag: `"${i}"` } });
+    expect(s.get('k0')?.headers).toEqual({ 'content-type': 'application/json', etag: '"0"' });
+    expect(s.get('k999')?.headers).toEqual({ 'content-type': 'application/json', etag: '"999"' });
     expect(s.keysTagged(['ref:acme/r:0123456789ab'])).toEqual([key]);
   });
 });
