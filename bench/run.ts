@@ -386,7 +386,7 @@ interface FillResult extends FillSetting {
 }
 
 function fillSettings(): FillSetting[] {
-  const names = args.get('fill')?.split(',') ?? (FULL ? Object.keys(FILL_SETTINGS) : ['defaults']);
+  const names = args.get('fill')?.split(',').filter(Boolean) ?? (FULL ? Object.keys(FILL_SETTINGS) : ['defaults']);
   const out = names.map((n) => {
     const s = FILL_SETTINGS[n];
     if (!s) throw new Error(`--fill: unknown setting ${n} (${Object.keys(FILL_SETTINGS).join(', ')})`);
