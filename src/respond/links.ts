@@ -21,8 +21,6 @@ interface Rewriter {
   clientWeb: string;
   /** Both upstream bases are plain http(s) origins, as URL_PARTS would find them in a link. */
   fast: boolean;
-  /** Both client bases can stand in JSON text as they are (nothing to escape). */
-  plain: boolean;
 }
 
 const PLAIN_ORIGIN = /^https?:\/\/[^/?#@]*$/;
@@ -30,8 +28,7 @@ const PLAIN_ORIGIN = /^https?:\/\/[^/?#@]*$/;
 function rewriter(b: LinkBases): Rewriter {
   const api = b.upstreamApi.toLowerCase();
   const web = b.upstreamWeb.toLowerCase();
-  const plain = JSON.stringify(b.clientApi) === `"${b.clientApi}"` && JSON.stringify(b.clientWeb) === `"${b.clientWeb}"`;
-  return { api, web, clientApi: b.clientApi, clientWeb: b.clientWeb, fast: PLAIN_ORIGIN.test(api) && PLAIN_ORIGIN.test(web), plain };
+  return { api, web, clientApi: b.clientApi, clientWeb: b.clientWeb, fast: PLAIN_ORIGIN.test(api) && PLAIN_ORIGIN.test(web) };
 }
 
 export function rewriteUrl(url: string, b: LinkBases): string {
@@ -93,57 +90,4 @@ function walk(value: unknown, r: Rewriter, link: boolean): unknown {
     else out[k] = v !== null && typeof v === 'object' ? walk(v, r, false) : v;
   }
   return out;
-}
-
-/** An object key `href`, `next` or `previous` whose value is a string, up to the string's opening quote. */
-const ESCAPED_LETTER = /\\u00[5-7][0-9a-f]/i;
-const LINK_KEY = /[{,][ \t\n\r]*"(?:href|next|previous)"[ \t\n\r]*:[ \t\n\r]*"/g;
-
-/**
- * `rewriteLinks` on JSON text: the text with the same link strings rewritten, everything else as
- * it was — no object copy and no serialising (less than half the time of parse-walk-stringify on
- * Bitbucket's answers). `text` must be valid JSON (an answer that parsed). In valid JSON the
- * pattern above can only match an object key: a quote right after `{`, `,` or blank space is not
- * escaped, so it opens or closes a string, and one that closed a string could not be followed by
- * `href"`. Undefined where the object path must be taken instead: a `__proto__` key (the object
- * copy drops it), a letter or `_` written as a `\u` escape (a key spelt `"nex\u0074"` is
- * `next` too), or text that is not what it should be.
- */
-export function rewriteLinksInJson(text: string, b: LinkBases): string | undefined {
-  if (text.includes('"__proto__"') || ESCAPED_LETTER.test(text)) return undefined;
-  const r = rewriter(b);
-  const re = new RegExp(LINK_KEY);
-  let out = '';
-  let last = 0;
-  while (re.exec(text) !== null) {
-    const start = re.lastIndex;
-    // The closing quote: the first one not escaped (preceded by an even number of backslashes).
-    let end = text.indexOf('"', start);
-    let escaped = false;
-    for (;;) {
-      if (end < 0) return undefined;
-      let n = 0;
-      while (text.charCodeAt(end - 1 - n) === 0x5c /* \ */) n++;
-      if (n > 0) escaped = true;
-      if (n % 2 === 0) break;
-      end = text.indexOf('"', end + 1);
-    }
-    const raw = text.slice(start, end);
-    if (!escaped && raw.includes('\\')) escaped = true;
-    let value = raw;
-    if (escaped) {
-      try {
-        value = JSON.parse(`"${raw}"`) as string;
-      } catch {
-        return undefined;
-      }
-    }
-    const next = rewrite(value, r);
-    if (next !== value) {
-      out += text.slice(last, start) + (escaped || !r.plain ? JSON.stringify(next).slice(1, -1) : next);
-      last = end;
-    }
-    re.lastIndex = end + 1;
-  }
-  return last === 0 ? text : out + text.slice(last);
 }
