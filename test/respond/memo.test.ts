@@ -1,4 +1,4 @@
-import { clearMemo, MEMO_MAX_BYTES, memoUsage, parseJsonBody, shapedOnce } from '../../src/respond/memo';
+import { clearMemo, memoUsage, PARSED_MAX_BYTES, parseJsonBody, SHAPED_MAX_BYTES, shapedOnce } from '../../src/respond/memo';
 
 const body = (i: number, size = 1000) => Buffer.from(JSON.stringify({ i, pad: 'x'.repeat(size) }));
 
@@ -18,6 +18,7 @@ describe('memo of parsed and shaped bodies', () => {
     const first = shapedOnce(b, 'a', shape);
     expect(shapedOnce(b, 'a', shape)).toBe(first);
     shapedOnce(b, 'b', shape);
+    expect(shapedOnce(b, 'a', shape)).toBe(first);
     expect(shapes).toBe(2);
     // An equal body in another Buffer is another body.
     expect(parseJsonBody(Buffer.from(b))).not.toBe(parsed);
@@ -27,40 +28,52 @@ describe('memo of parsed and shaped bodies', () => {
     const b = Buffer.from('not json');
     expect(parseJsonBody(b)).toBeUndefined();
     expect(parseJsonBody(b)).toBeUndefined();
-    expect(memoUsage().bodies).toBe(1);
+    expect(memoUsage().parsed.bodies).toBe(1);
   });
 
-  it('keeps derived work for recently used bodies only, within MEMO_MAX_BYTES', () => {
+  it('keeps parsed bodies for recently used bodies only, within PARSED_MAX_BYTES', () => {
     const size = 10_000;
-    const n = Math.ceil((MEMO_MAX_BYTES / size) * 2);
+    const n = Math.ceil((PARSED_MAX_BYTES / size) * 2);
     const bodies = Array.from({ length: n }, (_, i) => body(i, size));
     const hot = bodies[0];
     const hotParsed = parseJsonBody(hot);
     for (const b of bodies.slice(1)) {
       parseJsonBody(b);
-      shapedOnce(b, 'v', () => Buffer.from(b));
       parseJsonBody(hot); // used all along: stays
-      expect(memoUsage().bytes).toBeLessThanOrEqual(MEMO_MAX_BYTES);
+      expect(memoUsage().parsed.bytes).toBeLessThanOrEqual(PARSED_MAX_BYTES);
     }
     expect(parseJsonBody(hot)).toBe(hotParsed);
-    expect(memoUsage().bodies).toBeLessThan(n / 2);
+    expect(memoUsage().parsed.bodies).toBeLessThan(n / 2);
     // The least recently used were dropped: parsed again, into a new object.
-    const early = bodies[1];
-    const again = parseJsonBody(early);
-    expect(again).toEqual({ i: 1, pad: 'x'.repeat(size) });
-    let reshaped = false;
-    shapedOnce(early, 'v', () => {
-      reshaped = true;
-      return Buffer.from(early);
-    });
-    expect(reshaped).toBe(true);
+    expect(parseJsonBody(bodies[1])).toEqual({ i: 1, pad: 'x'.repeat(size) });
   });
 
-  it('counts views replaced beyond the per-body limit', () => {
+  it('keeps the shaped bytes of a working set much larger than the parsed table, within SHAPED_MAX_BYTES', () => {
+    const size = 2_000;
+    // A scan's working set: more bodies than the parsed table holds, fewer than the shaped one does.
+    const working = Array.from({ length: Math.floor(SHAPED_MAX_BYTES / (2 * size + 400)) - 10 }, (_, i) => body(i, size));
+    expect(working.length * size).toBeGreaterThan(PARSED_MAX_BYTES * 2);
+    let shapes = 0;
+    const shape = (b: Buffer) => () => {
+      shapes++;
+      return Buffer.from(b);
+    };
+    for (const b of working) shapedOnce(b, 'v', shape(b));
+    for (const b of working) shapedOnce(b, 'v', shape(b)); // the second pass: every answer from the table
+    expect(shapes).toBe(working.length);
+    // A much larger set evicts the least recently used, and the bound holds.
+    const more = Array.from({ length: working.length * 2 }, (_, i) => body(100_000 + i, size));
+    for (const b of more) shapedOnce(b, 'v', shape(b));
+    expect(memoUsage().shaped.bytes).toBeLessThanOrEqual(SHAPED_MAX_BYTES);
+    shapes = 0;
+    shapedOnce(working[0], 'v', shape(working[0]));
+    expect(shapes).toBe(1);
+  });
+
+  it('bounds the views kept per body', () => {
     const b = body(1, 100);
     for (let i = 0; i < 200; i++) shapedOnce(b, `view ${i}`, () => Buffer.alloc(1000));
-    // At most 64 views of 1000 bytes, the body and its (absent) parsed object.
-    expect(memoUsage().bytes).toBeLessThanOrEqual(64 * 1000 + b.length);
-    expect(memoUsage().bodies).toBe(1);
+    expect(memoUsage().shaped.bytes).toBeLessThanOrEqual(64 * 1000 + b.length + 200);
+    expect(memoUsage().shaped.bodies).toBe(1);
   });
 });
