@@ -16,10 +16,12 @@ import { DEMO_EMAIL, demoConfig } from '../../src/demo';
 import type { FakeBitbucket } from '../../src/fake-bitbucket';
 import { TLS_FILES, TRUSTSTORE_PASSWORD } from '../../src/tls';
 import {
+  dockerEnv,
   environmentOf,
   execForm,
   extraHosts,
   flagValue,
+  heapBounds,
   inSubnet,
   interpolate,
   loadCompose,
@@ -223,6 +225,26 @@ describe('real Bitbucket: .env + compose.real.yaml + deploy/sidecar/config.yaml'
       const jenkinsReal = { ...jenkinsEnv, ...environmentOf(real.services.jenkins) };
       expect(config.clients.map((c) => c.token?.sha256)).toEqual([sha256Hex(jenkinsReal.SIDECAR_CLIENT_TOKEN)]);
       expect(config.clients[0].scope).toEqual([{ workspace: 'acme' }]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the V8 heap bound the sidecar runs with (the image\'s NODE_OPTIONS unless compose sets one) fits cache.maxBytes, in demo mode and with the real config', () => {
+    const dockerfile = parseDockerfile(read('Dockerfile'));
+    const image = dockerEnv(dockerfile, Math.max(...dockerfile.map((i) => i.stage)));
+    const real = parse(interpolate(read('compose.real.yaml'), filled));
+    const fake = { url: 'http://127.0.0.1:1', credentials: { email: 'x@example.com', apiToken: 'x' } } as unknown as FakeBitbucket;
+    const demoMaxBytes = demoConfig(fake, { host: '127.0.0.1', port: 0 }).cache.maxBytes;
+    const demoEnv = { ...image, ...environmentOf(sidecar) };
+    const realEnv = { ...demoEnv, ...environmentOf(real.services.sidecar) };
+    const dir = mkdtempSync(path.join(tmpdir(), 'real-config-'));
+    try {
+      writeFileSync(path.join(dir, 'config.yaml'), read('deploy/sidecar/config.yaml'));
+      const realMaxBytes = loadConfigFile(path.join(dir, 'config.yaml'), realEnv).cache.maxBytes;
+      // README "Cache and upstream budget": --max-old-space-size=<64 + cache.maxBytes in MiB>.
+      expect(heapBounds(demoEnv.NODE_OPTIONS).oldSpace).toBe(64 + demoMaxBytes / 1024 ** 2);
+      expect(heapBounds(realEnv.NODE_OPTIONS).oldSpace).toBe(64 + realMaxBytes / 1024 ** 2);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -7,7 +7,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { execForm, freePort, parseDockerfile, read, ROOT, type Instruction } from './helpers';
+import { validateConfig } from '../../src/config/load';
+import { dockerEnv, execForm, freePort, heapBounds, parseDockerfile, read, ROOT, type Instruction } from './helpers';
 
 const instructions = parseDockerfile(read('Dockerfile'));
 const of = (op: string, stage?: number): Instruction[] => instructions.filter((i) => i.op === op && (stage === undefined || i.stage === stage));
@@ -97,6 +98,25 @@ describe('Dockerfile', () => {
     expect(entry).toEqual(['node', pkg.main]);
     expect(Object.values(pkg.bin)).toContain(pkg.main);
     expect(existsSync(path.join(ROOT, pkg.main))).toBe(true);
+  });
+
+  it('bounds the V8 heap for the default cache.maxBytes, with options node accepts in NODE_OPTIONS', () => {
+    const env = dockerEnv(instructions, lastStage);
+    const { semiSpace, oldSpace } = heapBounds(env.NODE_OPTIONS);
+    const minimal = validateConfig({
+      upstream: { auth: { type: 'basic', username: 'u', password: 'p' } },
+      clients: [{ id: 'jenkins', token: { sha256: 'a'.repeat(64) }, scope: [{ workspace: 'acme' }] }],
+    });
+    // README "Cache and upstream budget": old space 64 MiB + cache.maxBytes, young generation 4 MiB per semi-space.
+    expect(oldSpace).toBe(64 + minimal.cache.maxBytes / 1024 ** 2);
+    expect(semiSpace).toBe(4);
+    // Node refuses to start with an option NODE_OPTIONS does not allow; these apply.
+    const r = spawnSync(process.execPath, ['-p', "require('v8').getHeapStatistics().heap_size_limit"], { env: { PATH: process.env.PATH, NODE_OPTIONS: env.NODE_OPTIONS }, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const limitMiB = Number(r.stdout) / 1024 ** 2;
+    expect(limitMiB).toBeGreaterThanOrEqual(oldSpace!);
+    expect(limitMiB).toBeLessThan(oldSpace! + 64);
   });
 
   it('has a HEALTHCHECK that needs no curl and fails when nothing answers', async () => {

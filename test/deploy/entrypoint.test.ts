@@ -1,10 +1,11 @@
 /**
- * The image's entrypoint with compose's arguments and environment, run here as a child process:
- * paths under the image's state directory are mapped to a temporary directory and the container
- * ports to free local ports. It must become ready (compose's own health check command says so),
- * write the trust exports Jenkins mounts, answer as api.bitbucket.org and bitbucket.org over HTTPS
- * with the credential JCasC gives Jenkins, serve a git clone that trusts only ca-bundle.pem (as
- * GIT_SSL_CAINFO makes Jenkins' git do), and stop with exit code 0 on SIGTERM (`docker stop`).
+ * The image's entrypoint with compose's arguments and environment over the image's own (ENV, the
+ * heap bounds in NODE_OPTIONS included), run here as a child process: paths under the image's state
+ * directory are mapped to a temporary directory and the container ports to free local ports. It
+ * must become ready (compose's own health check command says so), write the trust exports Jenkins
+ * mounts, answer as api.bitbucket.org and bitbucket.org over HTTPS with the credential JCasC gives
+ * Jenkins, serve a git clone that trusts only ca-bundle.pem (as GIT_SSL_CAINFO makes Jenkins' git
+ * do), and stop with exit code 0 on SIGTERM (`docker stop`).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -14,7 +15,7 @@ import type { LookupFunction } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { TLS_FILES } from '../../src/tls';
-import { environmentOf, execForm, flagValue, freePort, interpolate, loadCompose, parseDockerfile, read, readYaml, ROOT } from './helpers';
+import { dockerEnv, environmentOf, execForm, flagValue, freePort, interpolate, loadCompose, parseDockerfile, read, readYaml, ROOT } from './helpers';
 
 const compose = loadCompose('compose.yaml');
 const sidecar = compose.services.sidecar;
@@ -60,7 +61,10 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: s
 
 beforeAll(async () => {
   tmp = mkdtempSync(path.join(tmpdir(), 'entrypoint-'));
-  const entrypoint = execForm(parseDockerfile(read('Dockerfile')).filter((i) => i.op === 'ENTRYPOINT').at(-1)!.args);
+  const dockerfile = parseDockerfile(read('Dockerfile'));
+  const entrypoint = execForm(dockerfile.filter((i) => i.op === 'ENTRYPOINT').at(-1)!.args);
+  // The image's ENV (NODE_OPTIONS' heap bounds included), its HOME mapped like the other paths.
+  const imageEnv = dockerEnv(dockerfile, Math.max(...dockerfile.map((i) => i.stage)));
   const ports: Record<string, number> = {};
   const portFor = async (p: string) => (ports[p] ??= await freePort());
   // compose's arguments, with container paths and ports mapped to this machine.
@@ -78,7 +82,7 @@ beforeAll(async () => {
   tlsDir = flagValue(args, '--tls-dir')!;
   expect(tlsDir.startsWith(tmp)).toBe(true);
 
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: path.join(tmp, STATE), ...environmentOf(sidecar) };
+  const env: NodeJS.ProcessEnv = { ...imageEnv, PATH: process.env.PATH, HOME: path.join(tmp, STATE), ...environmentOf(sidecar) };
   child = spawn(entrypoint[0] === 'node' ? process.execPath : entrypoint[0], [...entrypoint.slice(1), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

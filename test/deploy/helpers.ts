@@ -46,6 +46,24 @@ export function parseDockerfile(text: string): Instruction[] {
   return out;
 }
 
+/** The environment a stage's `ENV` instructions set (`KEY=value` and `KEY="value with spaces"` forms). */
+export function dockerEnv(instructions: Instruction[], stage: number): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const i of instructions.filter((x) => x.op === 'ENV' && x.stage === stage)) {
+    for (const m of i.args.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=(?:"((?:[^"\\]|\\.)*)"|(\S*))/g)) env[m[1]] = m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3];
+  }
+  return env;
+}
+
+/** The V8 heap bounds in a NODE_OPTIONS value, in MiB (undefined: not set). */
+export function heapBounds(nodeOptions: string | undefined): { semiSpace?: number; oldSpace?: number } {
+  const flag = (name: string) => {
+    const m = new RegExp(`(?:^|\\s)--${name}=(\\d+)(?:\\s|$)`).exec(nodeOptions ?? '');
+    return m ? Number(m[1]) : undefined;
+  };
+  return { semiSpace: flag('max-semi-space-size'), oldSpace: flag('max-old-space-size') };
+}
+
 /** Exec-form (JSON array) arguments of CMD / ENTRYPOINT / HEALTHCHECK ... CMD. */
 export function execForm(args: string): string[] {
   const start = args.indexOf('[');

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { mintToken, sha256Hex } from '../../src/auth/tokens';
 import { parseConfigText } from '../../src/config/load';
 import { TLS_FILES, TRUSTSTORE_PASSWORD } from '../../src/tls';
-import { readYaml, readYamlDocs, systemProperties, yamlVariables } from './helpers';
+import { heapBounds, readYaml, readYamlDocs, systemProperties, yamlVariables } from './helpers';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const DIR = 'examples/kubernetes';
@@ -115,6 +115,16 @@ describe('examples/kubernetes', () => {
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
+  });
+
+  it('bounds the sidecar\'s V8 heap for its cache.maxBytes, and its memory limit leaves room for the cache and the process', () => {
+    const config = parseConfigText(sidecarConfigText.replace(/"\$\{file:[^}]+\}"/g, '"x"'));
+    const { semiSpace, oldSpace } = heapBounds(envOf(sidecar).NODE_OPTIONS);
+    expect(oldSpace).toBe(64 + config.cache.maxBytes / 1024 ** 2); // README "Cache and upstream budget": Memory
+    expect(semiSpace).toBeDefined();
+    const limit = /^(\d+)Mi$/.exec(sidecar.resources.limits.memory);
+    expect(limit).not.toBeNull();
+    expect(Number(limit![1]) * 1024 ** 2).toBeGreaterThanOrEqual(config.cache.maxBytes + 128 * 1024 ** 2);
   });
 
   it('uses the Jenkins image from deploy/jenkins, whose JCasC variables are all set', () => {
