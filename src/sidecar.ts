@@ -21,6 +21,7 @@ import { UpstreamClient } from './upstream/client';
 import { upstreamCredentials } from './upstream/credentials';
 import { upstreamSource } from './upstream/source';
 import { ResponseCache } from './cache/cache';
+import { sizeShapedMemo } from './respond/memo';
 import { credentialId } from './cache/key';
 import { createShared, maxEntryLifetimeMs, withRedisCheck, type Shared } from './cache/shared';
 import { BudgetGovernor, budgetClassOf, budgetWindowMs } from './upstream/budget';
@@ -101,6 +102,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     ? createShared(config.cache.shared, { credential: credentialId(creds.rest), now: () => clock.now(), logger, windowMs: budgetWindowMs(config.upstream.budget), maxEntryLifetimeMs: maxEntryLifetimeMs(config.cache) })
     : undefined;
   const budget = new BudgetGovernor(config.upstream.budget, clock, shared?.budgetWindow);
+  sizeShapedMemo(config.cache.maxBytes);
   const cache = new ResponseCache(config.cache, {
     credential: credentialId(creds.rest),
     now: () => clock.now(),

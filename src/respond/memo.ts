@@ -11,10 +11,12 @@ import { LRUCache } from 'lru-cache';
  *   about the body's size, outside the V8 heap; this is what a cache hit answers with, so the table
  *   holds a scan's working set: without it every hit would parse, rewrite and serialise again.
  *
- * Both bounds are counted in memory beyond `cache.maxBytes` (README, memory sizing).
+ * Both bounds are memory beyond `cache.maxBytes` (README, memory sizing); the shaped table is sized
+ * with the cache (`sizeShapedMemo`, a sixteenth of it: 16 MiB for the default 256 MiB).
  */
 export const PARSED_MAX_BYTES = 2 * 1024 ** 2;
 export const SHAPED_MAX_BYTES = 16 * 1024 ** 2;
+const SHAPED_MIN_BYTES = 4 * 1024 ** 2;
 /** The parsed object, counted as this many times the body (1.2–1.4× measured for commit, src and ref JSON). */
 const PARSED_FACTOR = 2;
 const MAX_VIEWS_PER_BODY = 64;
@@ -27,14 +29,21 @@ const parsedBodies = new LRUCache<Buffer, { value: unknown }>({
   sizeCalculation: (_v, body) => body.length * (1 + PARSED_FACTOR) + RECORD_OVERHEAD,
 });
 
-const shapedBodies = new LRUCache<Buffer, Map<string, Buffer>>({
-  maxSize: SHAPED_MAX_BYTES,
-  sizeCalculation: (views, body) => {
-    let n = body.length + RECORD_OVERHEAD;
-    for (const v of views.values()) n += v.length;
-    return n;
-  },
-});
+const shapedTable = (maxSize: number) =>
+  new LRUCache<Buffer, Map<string, Buffer>>({
+    maxSize,
+    sizeCalculation: (views, body) => {
+      let n = body.length + RECORD_OVERHEAD;
+      for (const v of views.values()) n += v.length;
+      return n;
+    },
+  });
+let shapedBodies = shapedTable(SHAPED_MAX_BYTES);
+
+/** Sizes the shaped table for a cache of `cacheMaxBytes` (a sixteenth of it, at least 4 MiB); empties it. */
+export function sizeShapedMemo(cacheMaxBytes: number): void {
+  shapedBodies = shapedTable(Math.max(SHAPED_MIN_BYTES, Math.floor(cacheMaxBytes / 16)));
+}
 
 export function parseJsonBody(body: Buffer): unknown {
   const known = parsedBodies.get(body);
@@ -69,9 +78,9 @@ export function clearMemo(): void {
 }
 
 /** Bytes and bodies currently kept (tests, diagnostics). */
-export function memoUsage(): { parsed: { bytes: number; bodies: number }; shaped: { bytes: number; bodies: number } } {
+export function memoUsage(): { parsed: { bytes: number; bodies: number }; shaped: { bytes: number; bodies: number; maxBytes: number } } {
   return {
     parsed: { bytes: parsedBodies.calculatedSize, bodies: parsedBodies.size },
-    shaped: { bytes: shapedBodies.calculatedSize, bodies: shapedBodies.size },
+    shaped: { bytes: shapedBodies.calculatedSize, bodies: shapedBodies.size, maxBytes: shapedBodies.maxSize },
   };
 }

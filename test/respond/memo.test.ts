@@ -1,9 +1,12 @@
-import { clearMemo, memoUsage, PARSED_MAX_BYTES, parseJsonBody, SHAPED_MAX_BYTES, shapedOnce } from '../../src/respond/memo';
+import { clearMemo, memoUsage, PARSED_MAX_BYTES, parseJsonBody, SHAPED_MAX_BYTES, shapedOnce, sizeShapedMemo } from '../../src/respond/memo';
 
 const body = (i: number, size = 1000) => Buffer.from(JSON.stringify({ i, pad: 'x'.repeat(size) }));
 
 describe('memo of parsed and shaped bodies', () => {
-  beforeEach(() => clearMemo());
+  beforeEach(() => {
+    sizeShapedMemo(16 * SHAPED_MAX_BYTES);
+    clearMemo();
+  });
 
   it('parses and shapes a body once per view', () => {
     const b = body(1);
@@ -75,5 +78,14 @@ describe('memo of parsed and shaped bodies', () => {
     for (let i = 0; i < 200; i++) shapedOnce(b, `view ${i}`, () => Buffer.alloc(1000));
     expect(memoUsage().shaped.bytes).toBeLessThanOrEqual(64 * 1000 + b.length + 200);
     expect(memoUsage().shaped.bodies).toBe(1);
+  });
+
+  it('sizes the shaped table with the cache: a sixteenth, at least 4 MiB', () => {
+    sizeShapedMemo(256 * 1024 ** 2);
+    expect(memoUsage().shaped.maxBytes).toBe(16 * 1024 ** 2);
+    sizeShapedMemo(1024 ** 3);
+    expect(memoUsage().shaped.maxBytes).toBe(64 * 1024 ** 2);
+    sizeShapedMemo(16 * 1024 ** 2);
+    expect(memoUsage().shaped.maxBytes).toBe(4 * 1024 ** 2);
   });
 });
