@@ -208,12 +208,19 @@ async function latency(fake: FakeBitbucketServer, size: number): Promise<Latency
   const direct = new ScanClient({ serverUrl: fake.url, apiBase: fake.url, authorization: basic(fake.credentials.email, fake.credentials.apiToken), connections: 1 });
   const child = await Child.start(fake, { ...WARM_CACHE, ...NO_BUDGET });
   const plugin = new ScanClient({ serverUrl: child.url, apiBase: API_BASE, authorization: child.authorization, connections: 1 });
-  // Warm up both paths, misses and hits (JIT, connections), on URLs not measured.
-  for (let i = 0; i < 300; i++) {
-    const warm = `/2.0/repositories/${WS}/repo-0001/refs/branches/warm-up-${i % 150}`;
-    await direct.get(`${fake.url}${warm}`);
-    await plugin.get(`${API_BASE}${warm}`);
+  // Warm up both paths (JIT, connections) on the same kinds of answer as measured — misses of other
+  // cache keys (other page sizes, the trailing-slash spelling), then their hits — and on a 404.
+  const warmPaths = paths.map((p) =>
+    p.endsWith('/refs/branches/main') ? p.replace(/main$/, 'feature%2Fb1') : p.includes('?') ? p.replace(/pagelen=(\d+)/, (_m, n: string) => `pagelen=${Number(n) - 1}`) : `${p}/`,
+  );
+  for (let round = 0; round < 2; round++) {
+    for (const warm of [...warmPaths, `/2.0/repositories/${WS}/repo-0001/refs/branches/warm-up-${round}`]) {
+      await direct.get(`${fake.url}${warm}`);
+      await plugin.get(`${API_BASE}${warm}`);
+    }
   }
+  const warmStatuses = plugin.records.map((r) => r.status);
+  if (warmStatuses.filter((s) => s === 200).length < warmPaths.length * 2) throw new Error(`warm-up answers: ${warmStatuses.join(' ')}`);
   const d = await sequential(direct, paths.map((p) => `${fake.url}${p}`));
   const miss = await sequential(plugin, paths.map((p) => `${API_BASE}${p}`));
   const hits: number[] = [];
