@@ -12,22 +12,15 @@
  * a CPU profile of the steady state (bench/steady-profile.ts); SIDECAR_REQUIRE=FILE preloads a module
  * into the sidecar (instrumentation).
  */
-import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { mintToken, sha256Hex } from '../src/auth/tokens';
 import { startFakeBitbucket } from '../src/fake-bitbucket';
+import { cpuMs, startMeasuredSidecar } from './measured-sidecar';
 import { percentile, ScanClient } from './scan';
 
 const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
 const WS = 'bench';
 const API_BASE = 'http://api.bitbucket.org';
 
-/** User + system CPU time of a process, in milliseconds (clock ticks are 10 ms on Linux). */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
 
 /**
  * The main thread's time on a CPU and waiting for one, in microseconds (nanosecond counters, from
@@ -46,30 +39,8 @@ async function main(): Promise<void> {
   const maxRounds = Number(process.env.ROUNDS ?? Infinity);
   const perRound = Number(process.env.ROUND_URLS ?? 250);
   const fake = await startFakeBitbucket({ seed: { workspace: WS, repositories: repos, branches: 5, pullRequests: 2, tags: 1 } });
-  const token = mintToken();
-  const execArgv = process.env.STEADY_PROFILE ? ['-r', path.join(__dirname, 'steady-profile.js')] : [];
-  if (process.env.SIDECAR_REQUIRE) execArgv.push('-r', process.env.SIDECAR_REQUIRE);
-  const proc = fork(path.join(__dirname, 'sidecar-child.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
-  let seq = 0;
-  const ask = (m: Record<string, unknown>) =>
-    new Promise<{ url: string; error?: string }>((resolve) => {
-      const id = ++seq;
-      const on = (r: { id: number; url: string }) => {
-        if (r.id !== id) return;
-        proc.off('message', on);
-        resolve(r);
-      };
-      proc.on('message', on);
-      proc.send({ id, ...m });
-    });
-  const config = {
-    server: { http: { host: '127.0.0.1', port: 0 } },
-    upstream: { apiUrl: fake.url, webUrl: fake.url, auth: { type: 'basic', username: fake.credentials.email, password: fake.credentials.apiToken }, budget: { repositoryRequestsPerHour: 1_000_000 } },
-    clients: [{ id: 'jenkins', token: { sha256: sha256Hex(token) }, scope: [{ workspace: WS }], permissions: ['read'] }],
-    cache: { maxBytes: '512MiB', freshness: { immutableSeconds: 86_400, metadataSeconds: 3600, listSeconds: 3600, notFoundSeconds: 3600 } },
-  };
-  const started = await ask({ cmd: 'start', config });
-  if (started.error) throw new Error(started.error);
+  const sidecar = await startMeasuredSidecar(fake, WS);
+  const proc = sidecar.proc;
 
   const paths: string[] = [];
   for (let i = 1; i <= repos; i++) {
@@ -77,7 +48,7 @@ async function main(): Promise<void> {
     paths.push(r, `${r}/refs/branches?pagelen=100`, `${r}/refs/tags?pagelen=100`, `${r}/pullrequests?pagelen=50`, `${r}/refs/branches/main`);
   }
   const direct = new ScanClient({ serverUrl: fake.url, apiBase: fake.url, authorization: basic(fake.credentials.email, fake.credentials.apiToken), connections: 1 });
-  const plugin = new ScanClient({ serverUrl: started.url, apiBase: API_BASE, authorization: basic('jenkins@ci.example', token), connections: 1 });
+  const plugin = new ScanClient({ serverUrl: sidecar.url, apiBase: API_BASE, authorization: sidecar.authorization, connections: 1 });
   const sequential = async (client: ScanClient, urls: string[]) => {
     client.records.length = 0;
     for (const u of urls) await client.get(u);
@@ -120,9 +91,7 @@ async function main(): Promise<void> {
   );
   await direct.close();
   await plugin.close();
-  const exited = new Promise((r) => proc.once('exit', r));
-  proc.send({ id: ++seq, cmd: 'stop' });
-  await exited;
+  await sidecar.stop();
   await fake.close();
 }
 
