@@ -1,3 +1,5 @@
+import { memoizeRecent } from '../memoize';
+
 /** What a client presented in its Authorization header; the user name is informational only. */
 export type PresentedCredential =
   | { kind: 'none' }
@@ -8,18 +10,11 @@ export type PresentedCredential =
 const MAX_AUTHORIZATION_LENGTH = 4096;
 
 /** Jenkins sends the same header on every request: decoding it once per header value is enough. */
-const recent = new Map<string, PresentedCredential>();
-const MAX_RECENT = 256;
+const parseRecent = memoizeRecent(parse);
 
 export function parseAuthorization(header: string | undefined): PresentedCredential {
   if (header === undefined || header === '') return { kind: 'none' };
-  let parsed = recent.get(header);
-  if (parsed === undefined) {
-    parsed = parse(header);
-    if (recent.size >= MAX_RECENT) recent.clear();
-    recent.set(header, parsed);
-  }
-  return parsed;
+  return parseRecent(header);
 }
 
 function parse(header: string): PresentedCredential {

@@ -1,3 +1,4 @@
+import { memoizeRecent } from '../memoize';
 import type { LinkBases } from '../respond/links';
 
 export type FaceName = 'api' | 'web' | 'ops';
@@ -10,15 +11,10 @@ export interface HostInfo {
 }
 
 /** Clients send the same Host on every request. */
-const hosts = new Map<string, HostInfo | undefined>();
+const parseHostRecent = memoizeRecent(parseHostValue);
 
 export function parseHost(value: string | undefined): HostInfo | undefined {
-  if (!value) return undefined;
-  if (hosts.has(value)) return hosts.get(value);
-  const parsed = parseHostValue(value);
-  if (hosts.size >= 256) hosts.clear();
-  hosts.set(value, parsed);
-  return parsed;
+  return value ? parseHostRecent(value) : undefined;
 }
 
 function parseHostValue(value: string): HostInfo | undefined {

@@ -15,6 +15,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { AuditRecord, StreamHandler } from '../listen/pipeline';
+import { memoizeRecent } from '../memoize';
 import type { ApiCall, Source } from '../routes/call';
 
 export const METRIC_PREFIX = 'bitbucket_sidecar_';
@@ -202,18 +203,11 @@ export function createMetrics(options: MetricsOptions = {}): SidecarMetrics {
  * budget refused; a stored copy answered) | miss | bypass | none (not a cached route) | other.
  */
 export function cacheLabel(status: string | undefined): string {
-  if (!status) return 'none';
-  let label = labels.get(status);
-  if (label === undefined) {
-    label = parseCacheLabel(status);
-    // `ttl=` makes most values unique: keep the table small, it is only a shortcut.
-    if (labels.size >= 1024) labels.clear();
-    labels.set(status, label);
-  }
-  return label;
+  return status ? cacheLabelRecent(status) : 'none';
 }
 
-const labels = new Map<string, string>();
+// `ttl=` makes many values unique: the table is only a shortcut for the ones repeated.
+const cacheLabelRecent = memoizeRecent(parseCacheLabel, 1024);
 
 function parseCacheLabel(status: string): string {
   const params = new Map<string, string>();
