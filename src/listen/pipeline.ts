@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Client, ClientDirectory } from '../auth/clients';
 import { parseAuthorization } from '../auth/credentials';
 import { syntheticUser } from '../auth/identity';
+import { createAuditLog } from '../ops/audit';
 import { BASIC_CHALLENGE, errorAnswer, sendError } from '../respond/errors';
 import { shapeAnswer, writeAnswer } from '../respond/answer';
 import type { LinkBases } from '../respond/links';
@@ -64,7 +65,7 @@ export interface PipelineDeps {
 
 /** Stages 1-7 for one request. Every refusal is Bitbucket-shaped and reaches no later stage. */
 export function createPipeline(deps: PipelineDeps) {
-  const audit = deps.logger.child({ kind: 'audit' });
+  const audit = createAuditLog(deps.logger);
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
@@ -73,7 +74,7 @@ export function createPipeline(deps: PipelineDeps) {
       record.status = res.statusCode;
       if (record.route === 'ops') return;
       record.ms = Math.round((performance.now() - started) * 1000) / 1000;
-      audit.info(record, 'request');
+      audit(record);
       deps.onFinished?.(record, record.ms / 1000);
     });
     try {
