@@ -13,9 +13,10 @@
  * path, a token, an upstream identity or an upstream URL.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { AuditRecord, StreamHandler } from '../listen/pipeline';
 import { memoizeRecent } from '../memoize';
+import { DurationHistogram, PendingCounts } from './request-metrics';
 import type { ApiCall, Source } from '../routes/call';
 
 export const METRIC_PREFIX = 'bitbucket_sidecar_';
@@ -61,7 +62,7 @@ export interface TokenUsageView {
 export interface SidecarMetrics {
   registry: Registry;
   requests: Counter<'route' | 'decision' | 'cache' | 'status'>;
-  requestDuration: Histogram<'route' | 'decision' | 'cache'>;
+  requestDuration: DurationHistogram;
   upstreamCalls: Counter<'class' | 'status'>;
   cacheEvictions: Counter<string>;
   gitBytes: Counter<'direction'>;
@@ -96,8 +97,14 @@ export function createMetrics(options: MetricsOptions = {}): SidecarMetrics {
 
   const m = (k: keyof typeof METRICS) => ({ name: METRICS[k].name, help: METRICS[k].help, labelNames: [...METRICS[k].labels] as string[], registers });
 
-  const requests = new Counter(m('requests')) as Counter<'route' | 'decision' | 'cache' | 'status'>;
-  const requestDuration = new Histogram({ ...m('requestDuration'), buckets: DURATION_BUCKETS }) as Histogram<'route' | 'decision' | 'cache'>;
+  const pendingRequests = new PendingCounts();
+  const requests = new Counter({
+    ...m('requests'),
+    collect() {
+      pendingRequests.flushInto(this);
+    },
+  }) as Counter<'route' | 'decision' | 'cache' | 'status'>;
+  const requestDuration = new DurationHistogram(METRICS.requestDuration.name, METRICS.requestDuration.help, DURATION_BUCKETS, registry);
   const upstreamCalls = new Counter(m('upstreamCalls')) as Counter<'class' | 'status'>;
   const cacheEvictions = new Counter({
     ...m('cacheEvictions'),
@@ -183,9 +190,12 @@ export function createMetrics(options: MetricsOptions = {}): SidecarMetrics {
     gitBytes,
     observeRequest(record, seconds) {
       const route = record.route ?? 'none';
-      const cacheOutcome = cacheLabel(record.cache);
-      requests.inc({ route, decision: record.decision, cache: cacheOutcome, status: String(record.status ?? 0) });
-      requestDuration.observe({ route, decision: record.decision, cache: cacheOutcome }, seconds);
+      const { decision } = record;
+      const cache = cacheLabel(record.cache);
+      const status = String(record.status ?? 0);
+      const key = `${route} ${decision} ${cache}`;
+      requestDuration.observe(key, () => ({ route, decision, cache }), seconds);
+      pendingRequests.add(`${key} ${status}`, () => ({ route, decision, cache, status }));
     },
     trackBudget: (view) => void (budget = view),
     trackCache: (view) => void (cache = view),
