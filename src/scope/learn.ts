@@ -2,9 +2,12 @@ import type { ApiAnswer, ApiCall, Source } from '../routes/call';
 import { parseJsonBody } from '../respond/memo';
 import { reconcileOpenPullRequests, type ScopeFacts } from './facts';
 
+export function isJson(answer: ApiAnswer): boolean {
+  return /json/i.test(answer.headers['content-type'] ?? '');
+}
+
 export function parseJson(answer: ApiAnswer): unknown {
-  if (!/json/i.test(answer.headers['content-type'] ?? '')) return undefined;
-  return parseJsonBody(answer.body);
+  return isJson(answer) ? parseJsonBody(answer.body) : undefined;
 }
 
 /**

@@ -1,0 +1,45 @@
+/**
+ * Shaping a shared answer: links point at the client's base, and a hit whose shaped bytes are kept
+ * is answered without parsing the body again; bodies that are not JSON (or do not parse) pass as they are.
+ */
+import type { Client } from '../../src/auth/clients';
+import { shapeAnswer } from '../../src/respond/answer';
+import type { LinkBases } from '../../src/respond/links';
+import { clearMemo, parseJsonBody } from '../../src/respond/memo';
+import type { ApiAnswer, ApiCall } from '../../src/routes/call';
+import { ROUTES } from '../../src/routes/catalog';
+import { ScopeFacts } from '../../src/scope/facts';
+
+const client: Client = { id: 'c', scope: [{ workspace: 'acme' }], permissions: new Set(['read']) };
+const bases: LinkBases = { upstreamApi: 'https://api.bitbucket.org', upstreamWeb: 'https://bitbucket.org', clientApi: 'http://sidecar:8080', clientWeb: 'http://sidecar:8080' };
+const call: ApiCall = { method: 'GET', route: ROUTES.find((r) => r.id === 'branches')!, params: { ws: 'acme', repo: 'api' }, trailingSlash: false, query: [] };
+const json = { values: [{ name: 'main', links: { self: { href: 'https://api.bitbucket.org/2.0/repositories/acme/api/refs/branches/main' } } }] };
+const answer = (body: Buffer, contentType = 'application/json; charset=utf-8'): ApiAnswer => ({ status: 200, headers: { 'content-type': contentType }, body });
+
+describe('shapeAnswer', () => {
+  beforeEach(() => clearMemo());
+  afterEach(() => jest.restoreAllMocks());
+
+  it('rewrites links, and a hit on the same body is not parsed again once the parsed table has dropped it', () => {
+    const body = Buffer.from(JSON.stringify(json));
+    const parse = jest.spyOn(JSON, 'parse');
+    const first = shapeAnswer(answer(body), call, client, new ScopeFacts(), bases);
+    expect(JSON.parse(first.body.toString())).toEqual({ values: [{ name: 'main', links: { self: { href: 'http://sidecar:8080/2.0/repositories/acme/api/refs/branches/main' } } }] });
+    const parsesForFirst = parse.mock.calls.length - 1; // the expectation above parsed once
+    expect(parsesForFirst).toBe(1);
+    // A scan's other bodies push this one out of the (small) parsed table; its shaped bytes stay.
+    for (let i = 0; i < 40; i++) parseJsonBody(Buffer.from(JSON.stringify({ i, pad: 'x'.repeat(100_000) })));
+    parse.mockClear();
+    const again = shapeAnswer(answer(body), call, client, new ScopeFacts(), bases);
+    expect(again.body).toBe(first.body);
+    expect(parse).not.toHaveBeenCalled();
+  });
+
+  it('passes bodies that are not JSON, or do not parse, as they are', () => {
+    const text = Buffer.from('plain text');
+    expect(shapeAnswer(answer(text, 'text/plain'), call, client, new ScopeFacts(), bases).body).toBe(text);
+    const broken = Buffer.from('{"values": [');
+    expect(shapeAnswer(answer(broken), call, client, new ScopeFacts(), bases).body).toBe(broken);
+    expect(shapeAnswer(answer(broken), call, client, new ScopeFacts(), bases).body).toBe(broken);
+  });
+});
