@@ -3,7 +3,7 @@ import type { Client } from '../auth/clients';
 import type { ApiAnswer, ApiCall } from '../routes/call';
 import type { ScopeFacts } from '../scope/facts';
 import { isJson } from '../scope/learn';
-import { ensureErrorShape } from './errors';
+import { ensureErrorShape, errorAnswer } from './errors';
 import { filterRepositoryListing } from './filter';
 import { rewriteLinks, rewriteUrl, type LinkBases } from './links';
 import { parseJsonBody, shapedOnce } from './memo';
@@ -13,17 +13,21 @@ export function shapeAnswer(answer: ApiAnswer, call: ApiCall, client: Client, fa
   const shaped = ensureErrorShape(answer);
   const headers = { ...shaped.headers };
   if (headers.location) headers.location = rewriteUrl(headers.location, bases);
-  if (shaped.status >= 400 || shaped !== answer || !isJson(shaped)) return { ...shaped, headers };
-  const filtered = call.route.id === 'repositories';
+  if (shaped.status >= 400 || shaped !== answer) return { ...shaped, headers };
+  if (call.route.id === 'repositories') {
+    // A listing is filtered to the client's scope, so one that cannot be read is not passed on.
+    // Project facts can change what it shows a client: the filtered view is not memoised.
+    const json = isJson(shaped) ? parseJsonBody(shaped.body) : undefined;
+    if (json === undefined) return errorAnswer(502, 'Bitbucket sent a repository listing that could not be read');
+    return { ...shaped, headers, body: Buffer.from(JSON.stringify(rewriteLinks(filterRepositoryListing(json, client, facts), bases))) };
+  }
+  if (!isJson(shaped)) return { ...shaped, headers };
   // Parsed only when the shaped bytes are not at hand: on a hit they usually are, and the parsed
   // table is far smaller than the shaped one.
-  const shape = () => {
+  const body = shapedOnce(shaped.body, `${bases.clientApi} ${bases.clientWeb}`, () => {
     const json = parseJsonBody(shaped.body);
-    if (json === undefined) return shaped.body;
-    return Buffer.from(JSON.stringify(rewriteLinks(filtered ? filterRepositoryListing(json, client, facts) : json, bases)));
-  };
-  // Project facts can change what a listing shows a client, so a filtered view is not memoised.
-  const body = filtered ? shape() : shapedOnce(shaped.body, `${bases.clientApi} ${bases.clientWeb}`, shape);
+    return json === undefined ? shaped.body : Buffer.from(JSON.stringify(rewriteLinks(json, bases)));
+  });
   return { ...shaped, headers, body };
 }
 

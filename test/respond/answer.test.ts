@@ -43,3 +43,26 @@ describe('shapeAnswer', () => {
     expect(shapeAnswer(answer(broken), call, client, new ScopeFacts(), bases).body).toBe(broken);
   });
 });
+
+describe('shapeAnswer, repository listing', () => {
+  const listing: ApiCall = { ...call, route: ROUTES.find((r) => r.id === 'repositories')!, params: { ws: 'acme' } };
+  const scoped: Client = { id: 'c', scope: [{ workspace: 'acme', repositories: [/^api$/] }], permissions: new Set(['read']) };
+  const body = Buffer.from(JSON.stringify({ values: [{ full_name: 'acme/api', slug: 'api' }, { full_name: 'acme/secret', slug: 'secret' }] }));
+
+  it('shows only the repositories in the client scope', () => {
+    const shaped = shapeAnswer(answer(body), listing, scoped, new ScopeFacts(), bases);
+    expect(shaped.status).toBe(200);
+    expect(shaped.body.toString()).toContain('acme/api');
+    expect(shaped.body.toString()).not.toContain('secret');
+  });
+
+  it.each([
+    ['a body that does not parse', answer(Buffer.from('{"values":[{"full_name":"acme/secret"'))],
+    ['a body that is not JSON', answer(Buffer.from('<p>acme/secret</p>'), 'text/html')],
+  ])('fails closed on %s (502, nothing of the body)', (_name, a) => {
+    const shaped = shapeAnswer(a, listing, scoped, new ScopeFacts(), bases);
+    expect(shaped.status).toBe(502);
+    expect(shaped.body.toString()).not.toContain('secret');
+    expect(JSON.parse(shaped.body.toString())).toMatchObject({ type: 'error' });
+  });
+});
