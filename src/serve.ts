@@ -22,7 +22,13 @@ export interface RunningSidecar {
 export async function startSidecar(config: Config, options: SidecarOptions = {}): Promise<RunningSidecar> {
   const sidecar = createSidecar(config, options);
   const { maxHeaderBytes, headersTimeoutMs, requestTimeoutMs, maxConnections } = config.server;
-  const limits = { maxHeaderBytes, headersTimeoutMs, requestTimeoutMs, maxConnections };
+  let overCapacityLoggedAt = 0;
+  const onOverCapacity = () => {
+    if (Date.now() - overCapacityLoggedAt < 10_000) return;
+    overCapacityLoggedAt = Date.now();
+    sidecar.logger.warn({ maxConnections }, 'a connection past server.maxConnections was answered 503 (logged at most every 10 s)');
+  };
+  const limits = { maxHeaderBytes, headersTimeoutMs, requestTimeoutMs, maxConnections, onOverCapacity };
   const httpServer = createHttpServer(sidecar.app, { ...config.server.http, ...limits });
   const httpPort = await listen(httpServer, config.server.http.host, config.server.http.port);
   const servers: http.Server[] = [httpServer];

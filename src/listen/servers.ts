@@ -12,8 +12,14 @@ export interface ListenSettings {
   headersTimeoutMs?: number;
   /** Time a client has to send the complete request, body included; 0 = unbounded. Default 5 min. */
   requestTimeoutMs?: number;
-  /** Open connections per listener; further connections are closed at once. Default 1024. */
+  /**
+   * Connections per listener that are served. Further connections get 503 with Retry-After on their
+   * first request and are closed; past twice this many, connections are closed as soon as accepted.
+   * Default 1024.
+   */
   maxConnections?: number;
+  /** Called when a connection is turned away with 503 (for a log line). */
+  onOverCapacity?: () => void;
 }
 
 export const SERVER_DEFAULTS = { headersTimeoutMs: 20_000, requestTimeoutMs: 300_000, maxConnections: 1024 } as const;
@@ -68,6 +74,35 @@ function onConnect(_req: http.IncomingMessage, socket: Duplex): void {
   socket.destroy();
 }
 
+const OVER_CAPACITY_BODY = JSON.stringify({ type: 'error', error: { message: 'The sidecar is serving as many connections as it is configured for; try again shortly' } });
+
+/**
+ * Serves the requests of at most `max` connections at a time; a request on any other connection is
+ * answered 503 with Retry-After and its connection closed. The plugin retries a 503 after Retry-After
+ * (reference §4.2); a connection closed unanswered is an IOException it may not retry — over TLS an
+ * SSLException, never retried, and on a Jenkinsfile probe that reads as "no Jenkinsfile".
+ */
+function limitConnections(handler: http.RequestListener, max: number, onOverCapacity?: () => void): http.RequestListener {
+  const served = new WeakSet<object>();
+  let count = 0;
+  return (req, res) => {
+    const socket = req.socket;
+    // Health and readiness stay answerable: a liveness probe must not restart a busy sidecar.
+    if (!served.has(socket) && !req.url?.startsWith('/_sidecar/')) {
+      if (count >= max) {
+        onOverCapacity?.();
+        res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(OVER_CAPACITY_BODY), 'retry-after': '1', connection: 'close' });
+        res.end(OVER_CAPACITY_BODY);
+        return;
+      }
+      served.add(socket);
+      count++;
+      socket.once('close', () => count--);
+    }
+    handler(req, res);
+  };
+}
+
 /** Slowloris, idle and connection limits shared by both listeners. */
 function harden(server: http.Server, s: ListenSettings): void {
   server.headersTimeout = s.headersTimeoutMs ?? SERVER_DEFAULTS.headersTimeoutMs;
@@ -76,19 +111,20 @@ function harden(server: http.Server, s: ListenSettings): void {
   server.keepAliveTimeout = 65_000;
   server.timeout = 10 * 60_000;
   server.maxHeadersCount = 100;
-  server.maxConnections = s.maxConnections ?? SERVER_DEFAULTS.maxConnections;
+  // Served connections are limited by `limitConnections`; this bounds the sockets that are only open.
+  server.maxConnections = 2 * (s.maxConnections ?? SERVER_DEFAULTS.maxConnections);
   server.on('clientError', onClientError);
   server.on('connect', onConnect);
 }
 
 export function createHttpServer(handler: http.RequestListener, s: ListenSettings): http.Server {
-  const server = http.createServer(serverOptions(s), handler);
+  const server = http.createServer(serverOptions(s), limitConnections(handler, s.maxConnections ?? SERVER_DEFAULTS.maxConnections, s.onOverCapacity));
   harden(server, s);
   return server;
 }
 
 export function createHttpsServer(handler: http.RequestListener, s: ListenSettings, tls: TlsOptions): https.Server {
-  const server = https.createServer({ ...tls, ...serverOptions(s) }, handler);
+  const server = https.createServer({ ...tls, ...serverOptions(s) }, limitConnections(handler, s.maxConnections ?? SERVER_DEFAULTS.maxConnections, s.onOverCapacity));
   harden(server, s);
   return server;
 }

@@ -103,23 +103,43 @@ describe('server hardening', () => {
     expect(stack.fake.requests).toEqual([]);
   });
 
-  it('limits open connections (server.maxConnections) and recovers when they close', async () => {
+  it('answers 503 + Retry-After past server.maxConnections, closes outright past twice that, and recovers', async () => {
+    const API = 'GET /2.0/repositories/acme HTTP/1.1\r\nHost: x\r\n\r\n';
     const held: net.Socket[] = [];
-    try {
-      // Fill the listener with idle keep-alive connections that each completed one request.
-      for (let i = 0; i < 4; i++) {
-        const s = net.connect(port, '127.0.0.1');
-        await new Promise<void>((resolve, reject) => {
-          s.once('error', reject);
-          s.once('data', () => resolve());
-          s.write('GET /_sidecar/health HTTP/1.1\r\nHost: x\r\n\r\n');
-        });
+    const connect = () =>
+      new Promise<net.Socket>((resolve, reject) => {
+        const s = net.connect(port, '127.0.0.1', () => resolve(s));
+        s.once('error', reject);
         held.push(s);
+      });
+    try {
+      // Fill the listener with keep-alive connections that each were served one request (401: no credentials).
+      for (let i = 0; i < 4; i++) {
+        const s = await connect();
+        await new Promise<void>((resolve) => {
+          s.once('data', (d: Buffer) => {
+            expect(d.toString()).toMatch(/^HTTP\/1\.1 401 /);
+            resolve();
+          });
+          s.write(API);
+        });
       }
-      const refused = await once(port, 'GET /_sidecar/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', { timeoutMs: 10_000 });
+      const turnedAway = await once(port, API, { timeoutMs: 10_000 });
+      expect(turnedAway.response?.status).toBe(503);
+      expect(turnedAway.response?.headers['retry-after']).toBe('1');
+      expect(turnedAway.response?.headers.connection).toBe('close');
+      expect(isBitbucketError(turnedAway.response!.body)).toBe(true);
+      expect(turnedAway.ended).not.toBe('timeout');
+      // Health stays answerable for probes.
+      expect(await healthy()).toBe(200);
+
+      // Connections that only sit open count towards twice the limit: past it, closed unanswered.
+      for (let i = 0; i < 4; i++) await connect();
+      const refused = await once(port, API, { timeoutMs: 10_000 });
       expect(refused.response).toBeUndefined();
       expect(refused.ended).not.toBe('timeout');
 
+      held.splice(4).forEach((s) => s.destroy());
       held.pop()!.destroy();
       const server = stack.running.servers[0];
       for (let i = 0; i < 100; i++) {
@@ -127,7 +147,7 @@ describe('server hardening', () => {
         if (n < 4) break;
         await sleep(20);
       }
-      expect(await healthy()).toBe(200);
+      expect((await once(port, API.replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n'), { timeoutMs: 10_000 })).response?.status).toBe(401);
     } finally {
       held.forEach((s) => s.destroy());
     }
