@@ -55,6 +55,8 @@ const WARMUP_MS = 2000;
 const LATENCY_WARM_ROUNDS = Math.max(1, Number(args.get('latency-warm-rounds') ?? 6));
 const FILL_KEYS = Number(args.get('keys') ?? 100_000);
 const FILL_MAX_BYTES = 64 * 1024 ** 2;
+/** `--fill-cache-bytes=N` (diagnostics): the cache's bound in the fill instead of FILL_MAX_BYTES (heap bounds unchanged), e.g. 1 for the RSS of everything but the cache. */
+const FILL_CACHE_BYTES = Number(args.get('fill-cache-bytes') ?? FILL_MAX_BYTES);
 const FILL_IDLE_MS = 30_000;
 /** The heap bounds README recommends and the image sets (Dockerfile NODE_OPTIONS, there for 256 MiB): young generation 4 MiB, old space 64 MiB + cache.maxBytes. */
 const HEAP_CAP = ['--max-semi-space-size=4', `--max-old-space-size=${64 + FILL_MAX_BYTES / 1024 ** 2}`];
@@ -433,8 +435,15 @@ function fillSettings(): FillSetting[] {
 
 async function fill(fake: FakeBitbucketServer, urls: string[], { nodeOptions, env }: FillSetting): Promise<FillResult> {
   fake.clearFaults();
-  const child = await Child.start(fake, { ...NO_BUDGET, cache: { maxBytes: FILL_MAX_BYTES, freshness: { immutableSeconds: 86_400 } } }, ['--expose-gc', ...nodeOptions], env);
-  const rssAtStart = (await child.ask({ cmd: 'stats' })).rss as number;
+  const child = await Child.start(fake, { ...NO_BUDGET, cache: { maxBytes: FILL_CACHE_BYTES, freshness: { immutableSeconds: 86_400 } } }, ['--expose-gc', ...nodeOptions], env);
+  const start = await child.ask({ cmd: 'stats' });
+  const rssAtStart = start.rss as number;
+  // `--smaps` (diagnostics): where the resident memory is, at start and after the fill.
+  const startMaps = args.has('smaps') ? (await child.ask({ cmd: 'smaps' })).smaps : undefined;
+  // `--heap-snapshot=PREFIX`: the sidecar's heap at start and after the fill, PREFIX-start/-after.heapsnapshot
+  // (summarise with bench/heap-summary.ts). Diagnostics only: writing one moves the RSS figures.
+  const snapshot = args.get('heap-snapshot');
+  if (snapshot) log(`fill: heap snapshot ${(await child.ask({ cmd: 'snapshot', file: `${snapshot}-start.heapsnapshot` })).file}`);
   const u = new URL(child.url);
   const pool = new Pool(u.origin, { connections: 50, pipelining: 1 });
   const headers = { host: 'api.bitbucket.org', authorization: child.authorization };
@@ -454,11 +463,19 @@ async function fill(fake: FakeBitbucketServer, urls: string[], { nodeOptions, en
   await pool.close();
   const s = await child.ask({ cmd: 'stats' });
   const g = await child.ask({ cmd: 'stats', gc: true });
+  if (args.has('smaps')) log(`fill: resident kB by mapping at start ${JSON.stringify(startMaps)}, after ${JSON.stringify((await child.ask({ cmd: 'smaps' })).smaps)}`);
+  if (snapshot) log(`fill: heap snapshot ${(await child.ask({ cmd: 'snapshot', file: `${snapshot}-after.heapsnapshot` })).file}`);
   await new Promise((r) => setTimeout(r, FILL_IDLE_MS));
   const idle = await child.ask({ cmd: 'stats' });
+  if (args.has('entry-cost')) {
+    // `--entry-cost` (diagnostics): what the kept entries held, measured by emptying the cache (then the memo).
+    const d = await child.ask({ cmd: 'drop-cache' });
+    const per = (a: NodeJS.MemoryUsage, b: NodeJS.MemoryUsage, k: keyof NodeJS.MemoryUsage) => ((a[k] - b[k]) / d.entries).toFixed(0);
+    log(`fill: ${d.entries} entries held, per entry: heap used ${per(d.before, d.cacheCleared, 'heapUsed')} B, external ${per(d.before, d.cacheCleared, 'external')} B (${per(d.before, d.memoCleared, 'heapUsed')} B and ${per(d.before, d.memoCleared, 'external')} B with the memo's), accounted ${(s.cache.bytes / s.cache.entries).toFixed(0)} B`);
+  }
   await child.stop();
   if (bad > 0) log(`fill: ${bad} answers were not 200`);
-  log(`fill ${describeSetting({ nodeOptions, env })}: RSS at start ${mb(rssAtStart)}, after ${mb(s.rss)}, after GC ${mb(g.rss)}, idle ${mb(idle.rss)} (heap used ${mb(s.heapUsed)} / ${mb(g.heapUsed)}, heap total ${mb(s.heapTotal)} / ${mb(g.heapTotal)}, external ${mb(s.external)} / ${mb(g.external)})`);
+  log(`fill ${describeSetting({ nodeOptions, env })}: RSS at start ${mb(rssAtStart)} (heap used ${mb(start.heapUsed)}, total ${mb(start.heapTotal)}, external ${mb(start.external)}), after ${mb(s.rss)}, after GC ${mb(g.rss)}, idle ${mb(idle.rss)} (heap used ${mb(s.heapUsed)} / ${mb(g.heapUsed)}, heap total ${mb(s.heapTotal)} / ${mb(g.heapTotal)}, external ${mb(s.external)} / ${mb(g.external)}; ${s.cache.entries} entries, ${mb(s.cache.bytes)} accounted)`);
   return { nodeOptions, env, keys: urls.length, rssAtStart, rss: s.rss, rssAfterGc: g.rss, rssIdle: idle.rss, heapAfterGc: g.heapUsed, heapUsed: s.heapUsed, cacheBytes: s.cache.bytes, entries: s.cache.entries, maxBytes: s.cache.maxBytes, seconds };
 }
 
