@@ -1,5 +1,5 @@
 import { errorAnswer } from '../respond/errors';
-import { parseJsonBody } from '../respond/memo';
+import { parseJsonBody, rememberParsedAs } from '../respond/memo';
 import type { ApiAnswer, ApiCall, Source } from '../routes/call';
 import { BUDGET_REFUSED_HEADER } from '../upstream/budget-source';
 import { freshnessOf, isStorable, isUpstreamTrouble, lifetimeMs, DEFAULT_FRESHNESS, type Freshness, type FreshnessConfig } from './freshness';
@@ -229,8 +229,9 @@ export class ResponseCache {
     if (shared && !(entry && now < entry.freshUntil && shared.trusts(entry, now))) {
       const found = await shared.get(key, tagsOf(call), entry);
       if (found && found !== entry) {
-        this.store.set(key, found);
-        entry = found;
+        const stored = this.store.set(key, found);
+        if (stored) shared.adopt?.(found, stored);
+        entry = stored ?? found;
         fromShared = true;
       }
     }
@@ -326,8 +327,10 @@ export class ResponseCache {
   private async fetchShared(shared: SharedTier, key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean): Promise<Outcome> {
     const flight = await shared.begin(key, tagsOf(call), { wait: !background });
     if (flight.entry) {
-      this.store.set(key, flight.entry);
-      return { answer: { status: flight.entry.status, headers: { ...flight.entry.headers }, body: flight.entry.body }, stored: flight.entry, shared: true };
+      const copy = this.store.set(key, flight.entry);
+      if (copy) shared.adopt?.(flight.entry, copy);
+      const stored = copy ?? flight.entry;
+      return { answer: { status: stored.status, headers: stored.headers, body: stored.body }, stored, shared: true };
     }
     if (flight.busy) return { refused: 'background', busy: true };
     let outcome: Outcome | undefined;
@@ -351,14 +354,13 @@ export class ResponseCache {
     if (refusedBy) return { answer, refused: background ? 'background' : refusedBy };
     if (!isStorable(answer.status)) return { answer };
     if (!wellFormed(answer)) return { answer: errorAnswer(502, 'Bitbucket sent an incomplete or corrupt response') };
-    const entry = this.makeEntry(call, cls, answer, startSeq);
-    return { answer, stored: this.storeEntry(key, entry) };
-  }
-
-  private storeEntry(key: string, entry: Entry): Entry | undefined {
-    if (!this.store.set(key, entry)) return undefined;
+    const stored = this.store.set(key, this.makeEntry(call, cls, answer, startSeq));
+    if (!stored) return { answer };
     this.stats.stored++;
-    return entry;
+    // The stored copy's body answers this request too: what is derived from it now (the parse,
+    // the shaped bytes, the learned facts) is what the hits that follow find in the memo.
+    rememberParsedAs(answer.body, stored.body);
+    return { answer: { ...answer, body: stored.body }, stored };
   }
 
   private refreshInBackground(key: string, call: ApiCall, cls: Freshness, inner: Source): void {
@@ -381,7 +383,7 @@ export class ResponseCache {
     return {
       status: answer.status,
       headers,
-      body: ownCopy(answer.body),
+      body: answer.body,
       freshness: cls,
       storedAt: now,
       freshUntil: invalidated ? now : freshUntil,
@@ -408,9 +410,16 @@ export class ResponseCache {
     }
     if (typeof name !== 'string') return undefined;
     return {
-      ...full,
+      status: full.status,
       headers: { 'content-type': full.headers['content-type'] ?? 'application/json; charset=utf-8' },
       body: Buffer.from(JSON.stringify({ mainbranch: { name } })),
+      freshness: full.freshness,
+      storedAt: full.storedAt,
+      freshUntil: full.freshUntil,
+      revalidateUntil: full.revalidateUntil,
+      keepUntil: full.keepUntil,
+      invalidated: full.invalidated,
+      tags: full.tags,
     };
   }
 
@@ -423,19 +432,6 @@ export class ResponseCache {
       ageSeconds: Math.max(0, Math.floor((now - e.storedAt) / 1000)),
     };
   }
-}
-
-/**
- * Small Buffers are slices of Node's shared 8 KiB pool; keeping one would pin the whole slab and
- * break the byte bound. Stored bodies get their own exact-size allocation. A body that already is
- * one (the upstream client allocates them so) is kept as it is: no copy, and what the memo derived
- * from it for the miss (the parse, the shaped view) serves the hits that follow.
- */
-function ownCopy(body: Buffer): Buffer {
-  if (body.byteOffset === 0 && body.buffer.byteLength === body.length) return body;
-  const copy = Buffer.allocUnsafeSlow(body.length);
-  body.copy(copy);
-  return copy;
 }
 
 /**

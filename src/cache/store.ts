@@ -19,28 +19,177 @@ export interface Entry {
   tags: readonly string[];
 }
 
-/** Distinct header values remembered for sharing (see CacheStore.headerValues). */
-const INTERNED_VALUES = 256;
-
 /** Clocks of sidecars sharing a cache may differ by this much without entries being judged stale. */
 const CLOCK_STEP_TOLERANCE_MS = 5_000;
 
 /**
- * Bytes an entry holds besides its body, key, headers and tags: the entry object, the body's Buffer
- * and ArrayBuffer objects (~180 bytes), the LRU's and the tag index's slots, and the body's malloc
- * header. With strings counted at two bytes a character (V8 keeps most at one, and tags are shared)
- * the count errs high: after the memory benchmark's fill (bench/run.ts, 22,000 commit-addressed
- * answers kept) entries counted at 2,990 bytes held 2,670 (987 on the heap, 1,686 of body), measured
- * by clearing the cache and comparing process.memoryUsage().
+ * What an entry costs besides its one allocation (body and record, see StoredEntry) and its key:
+ * the StoredEntry, Buffer and ArrayBuffer objects (~220 bytes of heap), the allocation's bookkeeping
+ * in V8 and malloc, the LRU's and the tag index's slots and the strings of the tags only it carries,
+ * and the heap V8 keeps beyond what is live. Measured as whole-process memory: the memory benchmark's
+ * fill (bench/run.ts, heap-cap row: 100,000 commit-addressed answers through a 64 MiB cache, 25,435
+ * kept) ended at 184 MiB RSS, the same fill with a 1 KiB cache at 116 MiB: 2,800 bytes per kept
+ * entry, of which its allocation and key are ~1,990 (`--entry-cost`: 583 bytes of heap used and
+ * ~1,550 of Buffers per entry by emptying the cache).
  */
-const ENTRY_OVERHEAD = 650;
+const ENTRY_OVERHEAD = 850;
 
 export function entrySize(key: string, e: Entry): number {
-  let n = ENTRY_OVERHEAD + key.length * 2 + e.body.length;
-  for (const [k, v] of Object.entries(e.headers)) n += (k.length + v.length) * 2 + 32;
-  for (const t of e.tags) n += t.length * 2 + 64;
-  return n;
+  return ENTRY_OVERHEAD + key.length + (e instanceof StoredEntry ? e.body.buffer.byteLength : recordLength(e) + e.body.length);
 }
+
+// --- one allocation per entry -------------------------------------------------------------------
+
+/**
+ * The layout of a stored entry's one allocation (an ArrayBuffer of exactly this size):
+ *
+ *   [body][0-7 bytes to align][f64 storedAt][f64 freshUntil][f64 revalidateUntil][f64 keepUntil]
+ *   [u16 status][u8 freshness][u8 invalidated][u16 header count h][u16 tag count t]
+ *   [u32 length in UTF-16 units × (2h + t)][UTF-8 text: header names and values, then tags]
+ *
+ * The V8 heap holds only the StoredEntry (one field), the body's Buffer and its ArrayBuffer: an
+ * entry as an object of ten properties with its header object, header and tag strings, tags array
+ * and four boxed numbers took ~450 more bytes of heap each (heap snapshot after the memory
+ * benchmark's fill, bench/heap-summary.ts), and the GC walked all of it.
+ */
+const TIMES = 0;
+const STATUS = 32;
+const FRESHNESS = 34;
+const INVALIDATED = 35;
+const HEADER_COUNT = 36;
+const TAG_COUNT = 38;
+const LENGTHS = 40;
+const FRESHNESS_CODES: readonly Freshness[] = ['immutable', 'metadata', 'list'];
+
+const align8 = (n: number) => (n + 7) & ~7;
+
+/** The record's strings, in order: header names and values, then tags. */
+function recordStrings(e: Entry): string[] {
+  const out: string[] = [];
+  for (const name in e.headers) out.push(name, e.headers[name]);
+  for (const t of e.tags) out.push(t);
+  return out;
+}
+
+function recordLength(e: Entry): number {
+  const strings = recordStrings(e);
+  return align8(e.body.length) - e.body.length + LENGTHS + 4 * strings.length + Buffer.byteLength(strings.join(''));
+}
+
+/**
+ * A stored entry: its body is a Buffer over the start of one exact-size allocation, and everything
+ * else is read from (and the freshness times written to) the rest of it. The body Buffer is the same
+ * object on every hit, so what the memo derived from it (src/respond/memo.ts) and the learned-at
+ * mark (src/scope/learn.ts) serve every hit of the entry.
+ */
+export class StoredEntry implements Entry {
+  private constructor(readonly body: Buffer) {}
+
+  static from(e: Entry): StoredEntry {
+    const bodyLength = e.body.length;
+    const strings = recordStrings(e);
+    const text = strings.join('');
+    const at = align8(bodyLength);
+    const textAt = at + LENGTHS + 4 * strings.length;
+    const all = Buffer.allocUnsafeSlow(textAt + Buffer.byteLength(text));
+    e.body.copy(all, 0);
+    all.write(text, textAt, 'utf8');
+    const v = new DataView(all.buffer, at);
+    v.setFloat64(TIMES, e.storedAt, true);
+    v.setFloat64(TIMES + 8, e.freshUntil, true);
+    v.setFloat64(TIMES + 16, e.revalidateUntil, true);
+    v.setFloat64(TIMES + 24, e.keepUntil, true);
+    v.setUint16(STATUS, e.status, true);
+    v.setUint8(FRESHNESS, Math.max(0, FRESHNESS_CODES.indexOf(e.freshness)));
+    v.setUint8(INVALIDATED, e.invalidated ? 1 : 0);
+    v.setUint16(HEADER_COUNT, (strings.length - e.tags.length) / 2, true);
+    v.setUint16(TAG_COUNT, e.tags.length, true);
+    for (let i = 0; i < strings.length; i++) v.setUint32(LENGTHS + 4 * i, strings[i].length, true);
+    return new StoredEntry(Buffer.from(all.buffer, 0, bodyLength));
+  }
+
+  get status(): number {
+    return record(this.body).getUint16(STATUS, true);
+  }
+  get freshness(): Freshness {
+    return FRESHNESS_CODES[record(this.body).getUint8(FRESHNESS)];
+  }
+  get storedAt(): number {
+    return record(this.body).getFloat64(TIMES, true);
+  }
+  get freshUntil(): number {
+    return record(this.body).getFloat64(TIMES + 8, true);
+  }
+  set freshUntil(t: number) {
+    record(this.body).setFloat64(TIMES + 8, t, true);
+  }
+  get revalidateUntil(): number {
+    return record(this.body).getFloat64(TIMES + 16, true);
+  }
+  set revalidateUntil(t: number) {
+    record(this.body).setFloat64(TIMES + 16, t, true);
+  }
+  get keepUntil(): number {
+    return record(this.body).getFloat64(TIMES + 24, true);
+  }
+  set keepUntil(t: number) {
+    record(this.body).setFloat64(TIMES + 24, t, true);
+  }
+  get invalidated(): boolean {
+    return record(this.body).getUint8(INVALIDATED) === 1;
+  }
+  set invalidated(b: boolean) {
+    record(this.body).setUint8(INVALIDATED, b ? 1 : 0);
+  }
+
+  /** A new object on every read (callers may change their copy). */
+  get headers(): Record<string, string> {
+    if (this.body !== lastHeadersOf) {
+      const strings = this.strings(record(this.body).getUint16(HEADER_COUNT, true) * 2);
+      const out: Record<string, string> = {};
+      for (let i = 0; i < strings.length; i += 2) out[strings[i]] = strings[i + 1];
+      lastHeaders = out;
+      lastHeadersOf = this.body;
+    }
+    return { ...lastHeaders };
+  }
+
+  get tags(): readonly string[] {
+    const r = record(this.body);
+    const headers = r.getUint16(HEADER_COUNT, true) * 2;
+    return this.strings(headers + r.getUint16(TAG_COUNT, true)).slice(headers);
+  }
+
+  /** The first `n` strings of the record (one UTF-8 decoding of the text, cut by the lengths). */
+  private strings(n: number): string[] {
+    const r = record(this.body);
+    const count = r.getUint16(HEADER_COUNT, true) * 2 + r.getUint16(TAG_COUNT, true);
+    const textAt = align8(this.body.length) + LENGTHS + 4 * count;
+    const text = Buffer.from(this.body.buffer).toString('utf8', textAt);
+    const out = new Array<string>(n);
+    let pos = 0;
+    for (let i = 0; i < n; i++) {
+      const len = r.getUint32(LENGTHS + 4 * i, true);
+      out[i] = text.slice(pos, pos + len);
+      pos += len;
+    }
+    return out;
+  }
+}
+
+/** The record after `body` in its allocation; the last one is remembered (a hit reads several fields in a row). */
+let lastBody: Buffer | undefined;
+let lastRecord: DataView | undefined;
+function record(body: Buffer): DataView {
+  if (body !== lastBody || !lastRecord) {
+    lastRecord = new DataView(body.buffer, align8(body.length));
+    lastBody = body;
+  }
+  return lastRecord;
+}
+/** The headers last decoded, and whose (repeated hits of one answer decode them once). */
+let lastHeadersOf: Buffer | undefined;
+let lastHeaders: Record<string, string> = {};
 
 /**
  * Byte-bounded LRU of entries with a tag index for invalidation. Entries past `keepUntil` are
@@ -48,23 +197,15 @@ export function entrySize(key: string, e: Entry): number {
  * used entries first, so memory stays bounded whatever the key count.
  */
 export class CacheStore {
-  private readonly lru: LRUCache<string, Entry>;
-  /**
-   * Keys by tag. Most tags name one answer (a ref, a commit): those keep the key itself, not a Set
-   * of one (~300 bytes each). `tag` is the one copy of the tag string all entries carrying it share.
-   */
-  private readonly byTag = new Map<string, { tag: string; keys: string | Set<string> }>();
-  /**
-   * Header values many answers share (`content-type`, Bitbucket's `x-ratelimit-*`), one copy each.
-   * Values seen once (an `etag`) pass through; the table is emptied when it grows past INTERNED_VALUES.
-   */
-  private readonly headerValues = new Map<string, string>();
+  private readonly lru: LRUCache<string, StoredEntry>;
+  /** Keys by tag. Most tags name one answer (a ref, a commit): those keep the key itself, not a Set of one (~300 bytes each). */
+  private readonly byTag = new Map<string, string | Set<string>>();
 
   constructor(
     maxBytes: number,
     private readonly now: () => number,
   ) {
-    this.lru = new LRUCache<string, Entry>({
+    this.lru = new LRUCache<string, StoredEntry>({
       maxSize: Math.max(1024, maxBytes),
       sizeCalculation: (e, key) => entrySize(key, e),
       dispose: (e, key) => this.unindex(key, e),
@@ -94,22 +235,24 @@ export class CacheStore {
     return e && this.now() < e.keepUntil ? e : undefined;
   }
 
-  set(key: string, e: Entry): boolean {
-    // What is kept for long is kept compact: one flat copy of the key, and the tags as an exact-size
-    // array of the strings the tag index already holds (see `flat`).
+  /**
+   * Stores a copy of `e` (one allocation, see StoredEntry) and returns it: the stored entry is what
+   * later reads return, with its own body Buffer. Undefined when larger than the whole cache allows.
+   */
+  set(key: string, e: Entry): StoredEntry | undefined {
+    const stored = StoredEntry.from(e);
+    // One flat copy of the key is kept (see `flat`); tags live in the record and, once each, in the index.
     key = flat(key);
-    e.tags = e.tags.map((t) => this.byTag.get(t)?.tag ?? flat(t));
-    for (const [name, value] of Object.entries(e.headers)) e.headers[name] = this.headerValue(value);
-    this.lru.set(key, e);
-    if (this.lru.peek(key) !== e) return false; // larger than the whole cache allows
-    for (const tag of e.tags) {
-      const index = this.byTag.get(tag);
-      if (!index) this.byTag.set(tag, { tag, keys: key });
-      else if (typeof index.keys === 'string') {
-        if (index.keys !== key) index.keys = new Set([index.keys, key]);
-      } else index.keys.add(key);
+    this.lru.set(key, stored);
+    if (this.lru.peek(key) !== stored) return undefined;
+    for (const t of e.tags) {
+      const keys = this.byTag.get(t);
+      if (keys === undefined) this.byTag.set(flat(t), key);
+      else if (typeof keys === 'string') {
+        if (keys !== key) this.byTag.set(t, new Set([keys, key]));
+      } else keys.add(key);
     }
-    return true;
+    return stored;
   }
 
   delete(key: string): void {
@@ -125,7 +268,7 @@ export class CacheStore {
   keysTagged(tags: readonly string[]): string[] {
     const out = new Set<string>();
     for (const t of tags) {
-      const keys = this.byTag.get(t)?.keys;
+      const keys = this.byTag.get(t);
       if (typeof keys === 'string') out.add(keys);
       else for (const k of keys ?? []) out.add(k);
     }
@@ -144,24 +287,16 @@ export class CacheStore {
     return this.lru.maxSize;
   }
 
-  private headerValue(value: string): string {
-    const known = this.headerValues.get(value);
-    if (known !== undefined) return known;
-    if (this.headerValues.size >= INTERNED_VALUES) this.headerValues.clear();
-    this.headerValues.set(value, value);
-    return value;
-  }
-
-  private unindex(key: string, e: Entry): void {
+  private unindex(key: string, e: StoredEntry): void {
     for (const t of e.tags) {
-      const index = this.byTag.get(t);
-      if (!index) continue;
-      if (typeof index.keys === 'string') {
-        if (index.keys === key) this.byTag.delete(t);
+      const keys = this.byTag.get(t);
+      if (keys === undefined) continue;
+      if (typeof keys === 'string') {
+        if (keys === key) this.byTag.delete(t);
         continue;
       }
-      index.keys.delete(key);
-      if (index.keys.size === 1) index.keys = index.keys.values().next().value as string;
+      keys.delete(key);
+      if (keys.size === 1) this.byTag.set(t, keys.values().next().value as string);
     }
   }
 }

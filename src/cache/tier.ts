@@ -27,6 +27,11 @@ export interface SharedTier {
   invalidate(tags: readonly string[]): void;
   /** `fn` runs for invalidations other sidecars published (memory tier only: do not publish again). */
   onInvalidation(fn: (tags: readonly string[]) => void): void;
+  /**
+   * The memory tier stored its own copy `to` of `from` (an entry this tier returned): what was
+   * checked about `from` holds for `to`.
+   */
+  adopt?(from: Entry, to: Entry): void;
   /** A stored answer's freshness was extended without upstream (the warm refresher's renew). */
   renewed(key: string, entry: Entry): void;
 }

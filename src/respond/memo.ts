@@ -58,6 +58,14 @@ export function parseJsonBody(body: Buffer): unknown {
   return value;
 }
 
+/** `to` has the bytes of `from` (the cache's stored copy of an upstream body): its parse is `from`'s. */
+export function rememberParsedAs(from: Buffer, to: Buffer): void {
+  const known = parsedBodies.get(from);
+  if (!known) return;
+  parsedBodies.delete(from);
+  parsedBodies.set(to, known);
+}
+
 /** The shaped bytes of `body` for one view (client bases, and the client where filtering applies). */
 export function shapedOnce(body: Buffer, view: string, shape: () => Buffer): Buffer {
   const views = shapedBodies.get(body);

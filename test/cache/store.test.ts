@@ -78,3 +78,38 @@ describe('CacheStore tag index', () => {
     expect(s.keysTagged(['ref:acme/r:0123456789ab'])).toEqual([key]);
   });
 });
+
+describe('CacheStore entries (one allocation each)', () => {
+  it('keeps every field, and the changes made to a stored entry', () => {
+    const s = new CacheStore(1024 ** 2, () => 1_764_000_000_200);
+    const original: Entry = {
+      status: 404,
+      headers: { 'content-type': 'application/json', etag: '"é€"', 'x-long': 'v'.repeat(70_000) },
+      body: Buffer.from('{"a":"ünïcode"}'),
+      freshness: 'metadata',
+      storedAt: 1_764_000_000_123,
+      freshUntil: 1_764_000_060_123,
+      revalidateUntil: 1_764_000_090_123,
+      keepUntil: 1_764_086_400_123,
+      invalidated: false,
+      tags: ['ws:acme', 'ref:acme/r:fëature\n1'],
+    };
+    const stored = s.set('k', original)!;
+    expect(stored).toBe(s.get('k'));
+    expect(stored.body).not.toBe(original.body);
+    expect(stored.body.equals(original.body)).toBe(true);
+    expect({ ...stored.headers }).toEqual(original.headers);
+    for (const f of ['status', 'freshness', 'storedAt', 'freshUntil', 'revalidateUntil', 'keepUntil', 'invalidated'] as const) expect(stored[f]).toBe(original[f]);
+    expect(stored.tags).toEqual(original.tags);
+    // The same body Buffer on every read (the memo and learning key by it).
+    expect(s.get('k')!.body).toBe(stored.body);
+    stored.invalidated = true;
+    stored.freshUntil = 5;
+    stored.revalidateUntil = 6;
+    stored.keepUntil = 7_000_000_000_000;
+    const again = s.peek('k')!;
+    expect([again.invalidated, again.freshUntil, again.revalidateUntil, again.keepUntil]).toEqual([true, 5, 6, 7_000_000_000_000]);
+    expect(again.body.toString()).toBe('{"a":"ünïcode"}');
+    expect(s.keysTagged(['ref:acme/r:fëature\n1'])).toEqual(['k']);
+  });
+});

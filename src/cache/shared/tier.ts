@@ -232,6 +232,11 @@ export class RedisCacheTier implements SharedTier {
     this.listeners.push(fn);
   }
 
+  adopt(from: Entry, to: Entry): void {
+    const m = this.meta.get(from);
+    if (m) this.meta.set(to, m);
+  }
+
   renewed(key: string, entry: Entry): void {
     const seq = this.meta.get(entry)?.seq;
     if (seq === undefined || !this.deps.link.up) return;
