@@ -1,7 +1,10 @@
-import { request } from 'undici';
+import { Agent, request } from './undici';
 import type { ClientDirectory } from '../auth/clients';
 import type { StreamHandler } from '../listen/pipeline';
 import { sendError } from '../respond/errors';
+
+let agent: Agent | undefined;
+const avatarAgent = () => (agent ??= new Agent({ keepAliveTimeout: 4_000 }));
 
 /**
  * Workspace avatars (#24): the plugin fetches them without credentials, so they are served to
@@ -19,7 +22,7 @@ export function avatarHandler(webUrl: string, directory: () => ClientDirectory):
     const ts = ctx.target.query.find(([k]) => k === 'ts')?.[1];
     const url = `${webUrl}/workspaces/${encodeURIComponent(ws)}/avatar/${ts ? `?ts=${encodeURIComponent(ts)}` : ''}`;
     try {
-      const up = await request(url, { method: 'GET', headersTimeout: 15_000, bodyTimeout: 15_000 });
+      const up = await request(url, avatarAgent(), { method: 'GET', headersTimeout: 15_000, bodyTimeout: 15_000 });
       ctx.audit.upstreamStatus = up.statusCode;
       if (up.statusCode !== 200) {
         await up.body.dump();

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { gunzipSync } from 'node:zlib';
-import { Agent, errors, type Dispatcher } from 'undici';
+import { Agent, errors, type Dispatcher } from './undici';
 import { parseJsonBody } from '../respond/memo';
 import { upstreamPath, type ApiAnswer, type ApiCall } from '../routes/call';
 

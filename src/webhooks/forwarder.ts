@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { Agent, request } from 'undici';
+import { Agent, request } from '../upstream/undici';
 import type { Clock } from '../upstream/budget-clock';
 import { parseRetryAfter } from '../upstream/budget';
 import type { DeliveryQueue, PendingForward } from './queue';
@@ -174,7 +174,7 @@ export class Forwarder {
     let retryAfter: string | undefined;
     let error: string;
     try {
-      const res = await request(row.url, { method: 'POST', headers, body: row.body, dispatcher: this.agent });
+      const res = await request(row.url, this.agent, { method: 'POST', headers, body: row.body });
       status = res.statusCode;
       const ra = res.headers['retry-after'];
       retryAfter = typeof ra === 'string' ? ra : undefined;
