@@ -1,5 +1,5 @@
 import { errorAnswer } from '../respond/errors';
-import { parseJsonBody, rememberParsedAs } from '../respond/memo';
+import { memoMaxBytes, parseJsonBody, rememberParsedAs } from '../respond/memo';
 import type { ApiAnswer, ApiCall, Source } from '../routes/call';
 import { BUDGET_REFUSED_HEADER } from '../upstream/budget-source';
 import { freshnessOf, isStorable, isUpstreamTrouble, lifetimeMs, DEFAULT_FRESHNESS, type Freshness, type FreshnessConfig } from './freshness';
@@ -92,7 +92,7 @@ export class ResponseCache {
     private readonly deps: CacheDeps,
   ) {
     this.now = deps.now ?? Date.now;
-    this.store = new CacheStore(settings.maxBytes, this.now);
+    this.store = new CacheStore(settings.maxBytes, this.now, memoShare(settings.maxBytes));
     deps.shared?.onInvalidation((tags) => this.markInvalidated(tags));
   }
 
@@ -432,6 +432,15 @@ export class ResponseCache {
       ageSeconds: Math.max(0, Math.floor((now - e.storedAt) / 1000)),
     };
   }
+}
+
+/**
+ * `cache.maxBytes` bounds all the memory answers take: what the memo derives from stored bodies
+ * (parsed JSON, shaped bytes; src/respond/memo.ts) is part of it, the stored answers get the rest
+ * (58 of 64 MiB, 238 of 256). Small caches (tests) keep at least three quarters for answers.
+ */
+function memoShare(maxBytes: number): number {
+  return Math.min(memoMaxBytes(maxBytes), Math.floor(maxBytes / 4));
 }
 
 /**

@@ -201,12 +201,17 @@ export class CacheStore {
   /** Keys by tag. Most tags name one answer (a ref, a commit): those keep the key itself, not a Set of one (~300 bytes each). */
   private readonly byTag = new Map<string, string | Set<string>>();
 
+  /**
+   * `maxBytes`: the cache's bound (`cache.maxBytes`); `reservedBytes` of it are taken by what is kept
+   * beside the entries (the memo, see ResponseCache), the entries get the rest.
+   */
   constructor(
-    maxBytes: number,
+    readonly maxBytes: number,
     private readonly now: () => number,
+    reservedBytes = 0,
   ) {
     this.lru = new LRUCache<string, StoredEntry>({
-      maxSize: Math.max(1024, maxBytes),
+      maxSize: Math.max(1024, maxBytes - reservedBytes),
       sizeCalculation: (e, key) => entrySize(key, e),
       dispose: (e, key) => this.unindex(key, e),
     });
@@ -283,7 +288,8 @@ export class CacheStore {
     return this.lru.calculatedSize;
   }
 
-  get maxBytes(): number {
+  /** What the entries may take (`maxBytes` less what is reserved). */
+  get entryBytes(): number {
     return this.lru.maxSize;
   }
 

@@ -11,8 +11,9 @@ import { LRUCache } from 'lru-cache';
  *   about the body's size, outside the V8 heap; this is what a cache hit answers with, so the table
  *   holds a scan's working set: without it every hit would parse, rewrite and serialise again.
  *
- * Both bounds are memory beyond `cache.maxBytes` (README, memory sizing); the shaped table is sized
- * with the cache (`sizeShapedMemo`, a sixteenth of it: 16 MiB for the default 256 MiB).
+ * Both bounds are part of `cache.maxBytes` (the stored answers get the rest, see ResponseCache; README,
+ * memory sizing); the shaped table is sized with the cache (`sizeShapedMemo`, a sixteenth of it:
+ * 16 MiB for the default 256 MiB).
  */
 export const PARSED_MAX_BYTES = 2 * 1024 ** 2;
 export const SHAPED_MAX_BYTES = 16 * 1024 ** 2;
@@ -40,9 +41,16 @@ const shapedTable = (maxSize: number) =>
   });
 let shapedBodies = shapedTable(SHAPED_MAX_BYTES);
 
+const shapedBytesFor = (cacheMaxBytes: number) => Math.max(SHAPED_MIN_BYTES, Math.floor(cacheMaxBytes / 16));
+
 /** Sizes the shaped table for a cache of `cacheMaxBytes` (a sixteenth of it, at least 4 MiB); empties it. */
 export function sizeShapedMemo(cacheMaxBytes: number): void {
-  shapedBodies = shapedTable(Math.max(SHAPED_MIN_BYTES, Math.floor(cacheMaxBytes / 16)));
+  shapedBodies = shapedTable(shapedBytesFor(cacheMaxBytes));
+}
+
+/** Both tables' bounds beside a cache of `cacheMaxBytes` (the response cache counts them in its own, see src/cache/cache.ts). */
+export function memoMaxBytes(cacheMaxBytes: number): number {
+  return shapedBytesFor(cacheMaxBytes) + PARSED_MAX_BYTES;
 }
 
 export function parseJsonBody(body: Buffer): unknown {

@@ -3,6 +3,7 @@ import { startFakeBitbucket, type FakeBitbucketServer } from '../../src/fake-bit
 import type { ApiAnswer, Method, Source } from '../../src/routes/call';
 import { UpstreamClient } from '../../src/upstream/client';
 import { upstreamSource } from '../../src/upstream/source';
+import { memoMaxBytes } from '../../src/respond/memo';
 import { callFor } from './calls';
 
 /**
@@ -321,5 +322,16 @@ describe('memory bound', () => {
     expect(cache.store.entries).toBeGreaterThan(10);
     expect((await get(`${R}/refs/branches/gone-119`)).cacheStatus).toMatch(/; hit;/);
     expect((await get(`${R}/refs/branches/gone-0`)).cacheStatus).toMatch(/fwd=miss/);
+  });
+});
+
+describe('memory budget', () => {
+  it('counts the memo beside stored answers in cache.maxBytes (at most a quarter of it)', () => {
+    const large = new ResponseCache({ ...DEFAULT_CACHE, maxBytes: 64 * 1024 ** 2 }, { credential: 'c' });
+    expect(large.store.maxBytes).toBe(64 * 1024 ** 2);
+    expect(large.store.entryBytes).toBe(64 * 1024 ** 2 - memoMaxBytes(64 * 1024 ** 2));
+    expect(memoMaxBytes(64 * 1024 ** 2)).toBe(6 * 1024 ** 2);
+    const small = new ResponseCache({ ...DEFAULT_CACHE, maxBytes: 32 * 1024 }, { credential: 'c' });
+    expect(small.store.entryBytes).toBe(24 * 1024);
   });
 });
