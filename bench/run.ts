@@ -673,7 +673,7 @@ function report(rows: ScanRow[], lat: LatencyResult | undefined, tp: ThroughputR
       const env = Object.entries(f.env).map(([k, v]) => `${k}=${v}`);
       out.push(`| ${env.length ? `\`${env.join(' ')}\`` : '—'} | ${f.nodeOptions.length ? `\`${f.nodeOptions.join(' ')}\`` : 'defaults'} | ${mb(f.rssAtStart)} | ${f.entries} | ${mb(f.cacheBytes)} | ${mb(f.rss)} | ${mb(f.rss - f.maxBytes)} | ${mb(f.heapUsed)} | ${mb(f.rssAfterGc)} / ${mb(f.heapAfterGc)} | ${mb(f.rssIdle)} | ${f.seconds.toFixed(0)} s |`);
     }
-    out.push('', 'Beyond the cache (bodies off the V8 heap, ~1 KB of heap per entry; counted on the high side), RSS is the process at start (node binary, modules), V8\'s young generation (2 × semi-space) and its old space growing past the live heap between major collections: with default flags (a heap limit of several GB) V8 lets it grow up to 4× the live data, with an old-space bound under ~512 MB about 1.3× — hence the heap-bounded row. Once idle, V8\'s memory reducer gives most of the slack back.', '');
+    out.push('', 'Beyond the cache (an entry is one allocation off the V8 heap and ~600 bytes of heap, counted at what it costs the process; the memo of parsed and shaped bodies is counted in the bound too), RSS is the process at start (node binary, modules), V8\'s young generation (2 × semi-space) and its old space growing past the live heap between major collections: with default flags (a heap limit of several GB) V8 lets it grow up to 4× the live data, with an old-space bound under ~512 MB about 1.3× — hence the heap-bounded row. Once idle, V8\'s memory reducer gives most of the slack back.', '');
   }
   if (budgets.length > 0) {
     const b0 = budgets[0];
