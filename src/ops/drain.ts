@@ -11,16 +11,25 @@
  *    every `intervalMs`.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+/** The response a connection is busy with (Node's own field; servers.ts reads it too). */
+type HttpSocket = Socket & { _httpMessage?: ServerResponse | null };
 
 export class ConnectionDrain {
-  private readonly active = new Set<ServerResponse>();
+  /** Connections that carried a request: a Set entry and a listener per connection, not per request. */
+  private readonly sockets = new Set<HttpSocket>();
+  private readonly seen = new WeakSet<HttpSocket>();
   private draining = false;
 
   /** Call for every request (first thing in the app). */
-  track(_req: IncomingMessage, res: ServerResponse): void {
+  track(req: IncomingMessage, res: ServerResponse): void {
     if (this.draining) return closeAfter(res);
-    this.active.add(res);
-    res.once('close', () => this.active.delete(res));
+    const socket = req.socket as HttpSocket;
+    if (this.seen.has(socket)) return;
+    this.seen.add(socket);
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
   }
 
   get isDraining(): boolean {
@@ -30,8 +39,11 @@ export class ConnectionDrain {
   /** Starts draining; returns a function that stops the idle sweep (call it once the servers closed). */
   begin(servers: readonly Server[], intervalMs = 100): () => void {
     this.draining = true;
-    for (const res of this.active) closeAfter(res);
-    this.active.clear();
+    for (const socket of this.sockets) {
+      const res = socket._httpMessage;
+      if (res) closeAfter(res);
+    }
+    this.sockets.clear();
     const sweep = setInterval(() => {
       for (const s of servers) s.closeIdleConnections();
     }, intervalMs);
