@@ -10,12 +10,13 @@ import type { LinkBases } from '../respond/links';
 import type { RouteDef } from '../routes/catalog';
 import { upstreamPath, type ApiAnswer, type ApiCall, type Method, type Source } from '../routes/call';
 import { checkBody } from '../routes/bodies';
-import { matchRoute, type RouteMatch } from '../routes/match';
-import { BadTarget, parseRequestTarget, type CanonicalTarget } from '../scope/canonical';
+import type { RouteMatch } from '../routes/match';
+import { BadTarget, type CanonicalTarget } from '../scope/canonical';
 import type { ForkGrant, ScopeFacts } from '../scope/facts';
 import type { ScopeGate } from '../scope/gate';
 import { BodyTooLarge, readBody } from './body';
 import { clientBases, parseHost, selectFace, type FaceNames } from './face';
+import { recentTargets } from './recent-targets';
 import { followRedirects } from './redirects';
 
 const METHODS = new Set<Method>(['GET', 'HEAD', 'POST', 'PUT', 'DELETE']);
@@ -66,6 +67,7 @@ export interface PipelineDeps {
 /** Stages 1-7 for one request. Every refusal is Bitbucket-shaped and reaches no later stage. */
 export function createPipeline(deps: PipelineDeps) {
   const audit = createAuditLog(deps.logger);
+  const targets = recentTargets(deps.limits.maxUrlLength);
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
@@ -91,7 +93,7 @@ export function createPipeline(deps: PipelineDeps) {
     const head = method === 'HEAD';
     let target: CanonicalTarget;
     try {
-      target = parseRequestTarget(req.url ?? '', deps.limits.maxUrlLength);
+      target = targets.parse(req.url ?? '');
     } catch (e) {
       record.decision = 'bad-request';
       if (e instanceof BadTarget) return sendError(res, e.status, e.message, {}, head);
@@ -111,7 +113,7 @@ export function createPipeline(deps: PipelineDeps) {
       record.decision = 'bad-method';
       return sendError(res, 405, `Method ${method || '?'} is not supported`, { allow: 'GET, HEAD, POST, PUT, DELETE' });
     }
-    const found = matchRoute(face, method, target);
+    const found = targets.match(face, method, target);
     const route = found.kind === 'match' ? found.match.route : undefined;
 
     let client: Client | undefined;
