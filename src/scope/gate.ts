@@ -54,6 +54,26 @@ export class ScopeGate {
     private readonly lookup: Source,
   ) {}
 
+  /**
+   * Calls admitted for a match as it came (no uuid resolved, no body): one frozen object per match,
+   * method and query, so that what is derived from a call (its upstream path, its cache key) is
+   * derived once for a target that is asked again (src/listen/recent-targets.ts).
+   */
+  private readonly calls = new WeakMap<RouteMatch, Map<Method, { rawQuery: readonly [string, string][]; call: ApiCall }>>();
+
+  private sameCall(match: RouteMatch, method: Method, rawQuery: readonly [string, string][], build: () => ApiCall): ApiCall {
+    let byMethod = this.calls.get(match);
+    if (!byMethod) this.calls.set(match, (byMethod = new Map()));
+    const known = byMethod.get(method);
+    if (known && known.rawQuery === rawQuery) return known.call;
+    const call = build();
+    Object.freeze(call.params);
+    call.query.forEach((pair) => Object.freeze(pair));
+    Object.freeze(call.query);
+    byMethod.set(method, { rawQuery, call: Object.freeze(call) });
+    return call;
+  }
+
   async admit(
     client: Client,
     match: RouteMatch,
@@ -63,15 +83,18 @@ export class ScopeGate {
   ): Promise<GateResult> {
     const params = { ...match.params };
     const need = requiredPermission(match, rawQuery);
-    const build = (): ApiCall => ({
-      method,
-      route: match.route,
-      params,
-      trailingSlash: match.trailingSlash,
-      query: canonicalQuery(rawQuery as [string, string][], match.route.query),
-      body: body?.data,
-      contentType: body?.contentType,
-    });
+    const build = (): ApiCall => {
+      const fresh = (): ApiCall => ({
+        method,
+        route: match.route,
+        params,
+        trailingSlash: match.trailingSlash,
+        query: canonicalQuery(rawQuery as [string, string][], match.route.query),
+        body: body?.data,
+        contentType: body?.contentType,
+      });
+      return body || params.ws !== match.params.ws || params.repo !== match.params.repo ? fresh() : this.sameCall(match, method, rawQuery, fresh);
+    };
     const permitted = (): GateResult =>
       need === 'none' || client.permissions.has(need)
         ? { ok: true, call: build() }
