@@ -45,14 +45,14 @@ RUN groupadd --system --gid 10001 sidecar \
  && install -d -o 10001 -g 10001 -m 0750 /var/lib/bitbucket-sidecar \
  && install -d -o 10001 -g 10001 -m 0755 /var/lib/bitbucket-sidecar/tls
 WORKDIR /app
-# NODE_OPTIONS bounds V8's heap for the default cache.maxBytes (256 MiB): 2 MiB semi-spaces (the young
+# NODE_OPTIONS bounds V8's heap for the default cache.maxBytes (256 MiB): 4 MiB semi-spaces (the young
 # generation; Node's default is 16 MiB each) and an old space of 64 MiB + cache.maxBytes. An old-space
 # bound under ~512 MiB also makes V8 grow its heap by ~1.3× the live data rather than up to 4×. With
 # another cache.maxBytes, set --max-old-space-size=<64 + cache.maxBytes in MiB> (README "Cache and
 # upstream budget": Memory).
 ENV NODE_ENV=production \
     HOME=/var/lib/bitbucket-sidecar \
-    NODE_OPTIONS="--max-semi-space-size=2 --max-old-space-size=320"
+    NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=320"
 COPY package.json package-lock.json ./
 COPY --from=deps /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist

@@ -58,8 +58,8 @@ const FILL_MAX_BYTES = 64 * 1024 ** 2;
 /** `--fill-cache-bytes=N` (diagnostics): the cache's bound in the fill instead of FILL_MAX_BYTES (heap bounds unchanged), e.g. 1 for the RSS of everything but the cache. */
 const FILL_CACHE_BYTES = Number(args.get('fill-cache-bytes') ?? FILL_MAX_BYTES);
 const FILL_IDLE_MS = 30_000;
-/** The heap bounds README recommends and the image sets (Dockerfile NODE_OPTIONS, there for 256 MiB): 2 MiB semi-spaces, old space 64 MiB + cache.maxBytes. */
-const HEAP_CAP = ['--max-semi-space-size=2', `--max-old-space-size=${64 + FILL_MAX_BYTES / 1024 ** 2}`];
+/** The heap bounds README recommends and the image sets (Dockerfile NODE_OPTIONS, there for 256 MiB): 4 MiB semi-spaces, old space 64 MiB + cache.maxBytes. */
+const HEAP_CAP = ['--max-semi-space-size=4', `--max-old-space-size=${64 + FILL_MAX_BYTES / 1024 ** 2}`];
 /**
  * How the sidecar process runs in the memory run (node options and environment, both shown in the
  * table): `--fill=defaults,heap-cap` picks rows (default: defaults; with --full: all of them), and

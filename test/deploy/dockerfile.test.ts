@@ -107,9 +107,9 @@ describe('Dockerfile', () => {
       upstream: { auth: { type: 'basic', username: 'u', password: 'p' } },
       clients: [{ id: 'jenkins', token: { sha256: 'a'.repeat(64) }, scope: [{ workspace: 'acme' }] }],
     });
-    // README "Cache and upstream budget": old space 64 MiB + cache.maxBytes, young generation 2 MiB per semi-space.
+    // README "Cache and upstream budget": old space 64 MiB + cache.maxBytes, young generation 4 MiB per semi-space.
     expect(oldSpace).toBe(64 + minimal.cache.maxBytes / 1024 ** 2);
-    expect(semiSpace).toBe(2);
+    expect(semiSpace).toBe(4);
     // Node refuses to start with an option NODE_OPTIONS does not allow; these apply.
     const r = spawnSync(process.execPath, ['-p', "require('v8').getHeapStatistics().heap_size_limit"], { env: { PATH: process.env.PATH, NODE_OPTIONS: env.NODE_OPTIONS }, encoding: 'utf8' });
     expect(r.stderr).toBe('');
