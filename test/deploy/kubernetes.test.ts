@@ -122,6 +122,7 @@ describe('examples/kubernetes', () => {
     const { semiSpace, oldSpace } = heapBounds(envOf(sidecar).NODE_OPTIONS);
     expect(oldSpace).toBe(64 + config.cache.maxBytes / 1024 ** 2); // README "Cache and upstream budget": Memory
     expect(semiSpace).toBeDefined();
+    expect(envOf(sidecar).MALLOC_MMAP_THRESHOLD_).toBe('131072'); // as the image sets it
     const limit = /^(\d+)Mi$/.exec(sidecar.resources.limits.memory);
     expect(limit).not.toBeNull();
     expect(Number(limit![1]) * 1024 ** 2).toBeGreaterThanOrEqual(config.cache.maxBytes + 128 * 1024 ** 2);
