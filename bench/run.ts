@@ -702,7 +702,13 @@ function report(rows: ScanRow[], lat: LatencyResult | undefined, tp: ThroughputR
   check(lat ? lat.missP50 - lat.directP50 <= 1 : undefined, lat ? `added latency on a miss ≤ 1 ms p50 (+${ms(lat.missP50 - lat.directP50)} ms)` : 'miss latency');
   check(lat ? lat.hitP50 <= 0.5 : undefined, lat ? `cache-hit p50 ≤ 0.5 ms on loopback (${ms(lat.hitP50)} ms)` : 'hit latency');
   check(tp?.nginx ? tp.sidecar.rps / tp.nginx.rps >= 0.5 : undefined, tp?.nginx ? `cache-hit throughput ≥ 0.5× nginx proxy_cache (${(tp.sidecar.rps / tp.nginx.rps).toFixed(2)}×)` : 'throughput vs nginx (nginx not installed)');
-  for (const f of fills) check(f.rss <= f.maxBytes + 100 * 1024 ** 2, `RSS ≤ cache.maxBytes + 100 MB after ${f.keys} distinct keys, ${describeSetting(f)} (${mb(f.rss)} ≤ ${mb(f.maxBytes + 100 * 1024 ** 2)})`);
+  // The target is checked as the image runs the sidecar (heap-cap); other rows are for comparison.
+  const asShipped = (f: FillResult) => f.nodeOptions.join(' ') === HEAP_CAP.join(' ') && JSON.stringify(f.env) === JSON.stringify(IMAGE_ENV);
+  for (const f of fills) {
+    const text = `RSS ≤ cache.maxBytes + 100 MB after ${f.keys} distinct keys, ${describeSetting(f)} (${mb(f.rss)} ≤ ${mb(f.maxBytes + 100 * 1024 ** 2)})`;
+    if (asShipped(f)) check(f.rss <= f.maxBytes + 100 * 1024 ** 2, `${text}, as the image runs it`);
+    else out.push(`- for comparison (not how the image runs): ${text}: ${f.rss <= f.maxBytes + 100 * 1024 ** 2 ? 'within' : 'above'}`);
+  }
   if (fills.length === 0) check(undefined, 'RSS after many keys');
   out.push('');
   return out.join('\n');
