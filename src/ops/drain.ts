@@ -19,15 +19,13 @@ type HttpSocket = Socket & { _httpMessage?: ServerResponse | null };
 export class ConnectionDrain {
   /** Connections that carried a request: a Set entry and a listener per connection, not per request. */
   private readonly sockets = new Set<HttpSocket>();
-  private readonly seen = new WeakSet<HttpSocket>();
   private draining = false;
 
   /** Call for every request (first thing in the app). */
   track(req: IncomingMessage, res: ServerResponse): void {
     if (this.draining) return closeAfter(res);
     const socket = req.socket as HttpSocket;
-    if (this.seen.has(socket)) return;
-    this.seen.add(socket);
+    if (this.sockets.has(socket)) return;
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
   }
