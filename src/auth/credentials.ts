@@ -4,6 +4,8 @@ import { memoizeRecent } from '../memoize';
 export type PresentedCredential =
   | { kind: 'none' }
   | { kind: 'malformed'; reason: string }
+  /** A scheme other than Basic or Bearer: no credential of ours, so 401 with the challenge, as Bitbucket answers. */
+  | { kind: 'unsupported' }
   | { kind: 'basic'; username: string; secret: string }
   | { kind: 'bearer'; secret: string };
 
@@ -23,7 +25,7 @@ function parse(header: string): PresentedCredential {
   if (!m) return { kind: 'malformed', reason: 'Authorization header is malformed' };
   const scheme = m[1].toLowerCase();
   if (scheme === 'bearer') return { kind: 'bearer', secret: m[2] };
-  if (scheme !== 'basic') return { kind: 'malformed', reason: `unsupported authorization scheme ${m[1]}` };
+  if (scheme !== 'basic') return { kind: 'unsupported' };
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(m[2])) return { kind: 'malformed', reason: 'Basic credentials are not valid base64' };
   const decoded = Buffer.from(m[2], 'base64').toString('latin1');
   const colon = decoded.indexOf(':');

@@ -21,6 +21,9 @@ export interface RouteParams {
 
 type Matcher = (value: string) => string | undefined;
 
+/** A "." or ".." part, with "/" or "\\" as the separator: some servers read a backslash as a slash. */
+const DOT_PART = /(^|[\/\\])\.\.?([\/\\]|$)/;
+
 const UUID_FORM = /^\{[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\}$/;
 const SLUG = /^[A-Za-z0-9._-]{1,128}$/;
 
@@ -30,19 +33,19 @@ const slugOrUuid: Matcher = (v) => ((SLUG.test(v) && !/^\.+$/.test(v)) || UUID_F
 const MATCHERS: Record<string, Matcher> = {
   ws: slugOrUuid,
   repo: slugOrUuid,
-  name: (v) => (v.length <= 255 && !/(^|\/)\.\.?(\/|$)/.test(v) ? v : undefined),
-  rev: (v) => (v.length <= 255 && !/(^|\/)\.\.?(\/|$)/.test(v) ? v : undefined),
+  name: (v) => (v.length <= 255 && !DOT_PART.test(v) ? v : undefined),
+  rev: (v) => (v.length <= 255 && !DOT_PART.test(v) ? v : undefined),
   hash: (v) => (/^[0-9a-fA-F]{7,40}$/.test(v) ? v.toLowerCase() : undefined),
   id: (v) => (/^[1-9][0-9]{0,9}$/.test(v) ? v : undefined),
   hook: (v) => (UUID_FORM.test(v) ? v.toLowerCase() : undefined),
 };
 
-/** File paths inside a repository: no empty, "." or ".." parts once %2F is taken as a separator. */
+/** File paths inside a repository: no empty, "." or ".." parts once %2F (or %5C) is taken as a separator. */
 function matchPath(segments: string[]): string | undefined {
   const path = segments.join('/');
   if (path === '') return '';
   if (path.length > 4096) return undefined;
-  return path.split('/').every((p) => p !== '' && p !== '.' && p !== '..') ? path : undefined;
+  return path.split(/[\/\\]/).every((p) => p !== '' && p !== '.' && p !== '..') ? path : undefined;
 }
 
 interface Compiled {

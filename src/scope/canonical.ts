@@ -24,6 +24,8 @@ export class BadTarget extends Error {
 
 const FORBIDDEN_RAW = /[^\x21-\x7e]|[\\#]/;
 const CONTROL = /[\x00-\x1f\x7f]/;
+/** `%2F`, `%5C`, `%2E` or `%25` left in a segment after its one decoding (the client encoded it twice). */
+const STILL_ENCODED = /%(2f|5c|2e|25)/i;
 
 export function parseRequestTarget(raw: string, maxLength: number): CanonicalTarget {
   if (raw.length > maxLength) throw new BadTarget(414, 'Request URL is too long');
@@ -52,6 +54,8 @@ export function parseRequestTarget(raw: string, maxLength: number): CanonicalTar
     if (p === '') throw new BadTarget(400, 'Request path contains an empty segment');
     const d = decode(p, false);
     if (d === '.' || d === '..') throw new BadTarget(400, 'Request path contains a dot segment');
+    // Whoever decodes the forwarded path a second time would see these as separators or dots.
+    if (STILL_ENCODED.test(d)) throw new BadTarget(400, 'Request path contains a percent-encoded separator, dot or percent sign after decoding');
     return d;
   });
 

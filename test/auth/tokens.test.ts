@@ -32,7 +32,10 @@ describe('Authorization parsing', () => {
   ])('%s', (header, expected) => {
     expect(parseAuthorization(header)).toEqual(expected);
   });
-  it.each(['Basic', 'Basic !!!', `Basic ${b64('nocolon')}`, 'Digest abc', 'Bearer a b', `Bearer ${'x'.repeat(5000)}`])('refuses %s', (header) => {
+  it.each(['Digest abc', 'Negotiate YIIB', 'Token abc'])('treats %s as no credential of ours', (header) => {
+    expect(parseAuthorization(header).kind).toBe('unsupported');
+  });
+  it.each(['Basic', 'Basic !!!', `Basic ${b64('nocolon')}`, 'Bearer a b', `Bearer ${'x'.repeat(5000)}`])('refuses %s', (header) => {
     expect(parseAuthorization(header).kind).toBe('malformed');
   });
 });
@@ -59,10 +62,15 @@ describe('client directory', () => {
     expect(dir.authenticate('')).toBeUndefined();
   });
 
-  it('reports last use by hash prefix, never the token', () => {
+  it('reports last use by the token\'s place in its client\'s list, never the token or any part of its hash', () => {
     dir.authenticate(t1, 1234);
     const usage = dir.tokenUsage();
-    expect(usage.find((u) => u.tokenHash === sha256Hex(t1).slice(0, 12))?.lastUsed).toBe(1234);
-    expect(JSON.stringify(usage)).not.toContain(t1);
+    expect(usage.find((u) => u.client === 'a' && u.token === '1')?.lastUsed).toBe(1234);
+    expect(usage.find((u) => u.client === 'a' && u.token === '2')?.lastUsed).toBeUndefined();
+    const text = JSON.stringify(usage);
+    for (const t of [t1, t2, expired]) {
+      expect(text).not.toContain(t);
+      expect(text).not.toContain(sha256Hex(t).slice(0, 12));
+    }
   });
 });

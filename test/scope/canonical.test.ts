@@ -14,7 +14,10 @@ describe('canonical request targets', () => {
   it('decodes each segment once, keeping %2F inside its segment', () => {
     const t = parse('/2.0/repositories/acme/svc/refs/branches/feature%2FBB-1');
     expect(t.segments).toEqual(['2.0', 'repositories', 'acme', 'svc', 'refs', 'branches', 'feature/BB-1']);
-    expect(parse('/a/%252F').segments).toEqual(['a', '%2F']);
+  });
+
+  it.each(['/a/%252F', '/a/..%252F..%252Fother', '/a/%252e%252e', '/a/x%255Cy', '/a/%25252F', '/a/%255c..'])('refuses %s: a second decoding would see a separator or dot', (t) => {
+    expect(() => parse(t)).toThrow(/percent-encoded separator, dot or percent sign/);
   });
 
   it('keeps the trailing slash of `/{repo}/?fields=` and decodes the query', () => {

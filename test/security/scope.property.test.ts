@@ -409,6 +409,20 @@ describe('scope properties (generated requests over raw sockets)', () => {
       },
       TIME_BUDGET,
     );
+
+    // A case `npm run fuzz` once found: a doubly encoded `..%2F` in a file path reached upstream.
+    it('replays seed -1006640681, path 26506 (src/%252e%252e/..%252f..%252fjdoe by the acme reader)', async () => {
+      const seen: string[] = [];
+      await fc.assert(
+        fc.asyncProperty(caseArb(env.known, ['full', 'reader']), (c) => {
+          seen.push(c.target);
+          return runCase(env, c);
+        }),
+        { seed: -1006640681, path: '26506', numRuns: 1, endOnFailure: true },
+      );
+      // If the grammar changes, the seed names another case: find the new one or drop this test.
+      expect(seen[0]).toContain('/src/%252e%252e/..%252f..%252fjdoe?format=meta');
+    });
   });
 
   describe('clients scoped to a project and to repository globs', () => {
