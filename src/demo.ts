@@ -39,7 +39,7 @@ export function demoConfig(fake: FakeBitbucket, listen: DemoListen): Config {
       auth: { type: 'basic', username: fake.credentials.email, password: fake.credentials.apiToken },
     },
     clients: [
-      { id: 'demo', token: { sha256: sha256Hex(DEMO_TOKEN) }, scope: [{ workspace: 'acme' }], permissions: ['read', 'statuses:write', 'webhooks:manage'] },
+      { id: 'demo', token: { sha256: sha256Hex(DEMO_TOKEN) }, scope: [{ workspace: 'acme' }], permissions: ['read', 'statuses:write', 'webhooks:manage', 'ops:read'] },
     ],
     // Git mirrors on (README "Git mirror"), in a directory of this run: the demo Bitbucket is new on every start.
     mirror: { enabled: true, dir: join(tmpdir(), `bitbucket-sidecar-demo-mirrors-${process.pid}`) },
@@ -85,7 +85,7 @@ export function demoBanner(demo: Demo): string {
     `  curl -s ${auth} '${u}/2.0/repositories/acme?pagelen=100'`,
     `  curl -s ${auth} '${u}/2.0/repositories/acme/service-api/src/main/Jenkinsfile?format=meta'`,
     `  curl -s -o /dev/null -w '%{http_code}\\n' ${auth} ${u}/2.0/repositories/jdoe/secret-notes   # 404: out of scope`,
-    `  curl -s ${u}/_sidecar/metrics | grep '^bitbucket_sidecar_mirror'   # answers from the git mirrors (README "Git mirror")`,
+    `  curl -s ${auth} ${u}/_sidecar/metrics | grep '^bitbucket_sidecar_mirror'   # answers from the git mirrors (metrics need ops:read)`,
     '',
   ].join('\n');
 }

@@ -13,6 +13,8 @@ export interface RunningSidecar {
   httpPort: number;
   /** Set when `server.https` is configured. */
   httpsPort?: number;
+  /** Set when `server.ops` is configured. */
+  opsPort?: number;
   tls?: TlsManager;
   servers: http.Server[];
   stop(graceMs?: number): Promise<void>;
@@ -21,14 +23,14 @@ export interface RunningSidecar {
 /** Starts the listeners of a configuration; `stop` drains in-flight requests first. */
 export async function startSidecar(config: Config, options: SidecarOptions = {}): Promise<RunningSidecar> {
   const sidecar = createSidecar(config, options);
-  const { maxHeaderBytes, headersTimeoutMs, requestTimeoutMs, maxConnections } = config.server;
+  const { maxHeaderBytes, headersTimeoutMs, requestTimeoutMs, maxConnections, maxConnectionsPerSource } = config.server;
   let overCapacityLoggedAt = 0;
   const onOverCapacity = () => {
     if (Date.now() - overCapacityLoggedAt < 10_000) return;
     overCapacityLoggedAt = Date.now();
     sidecar.logger.warn({ maxConnections }, 'a connection past server.maxConnections was answered 503 (logged at most every 10 s)');
   };
-  const limits = { maxHeaderBytes, headersTimeoutMs, requestTimeoutMs, maxConnections, onOverCapacity };
+  const limits = { maxHeaderBytes, headersTimeoutMs, requestTimeoutMs, maxConnections, maxConnectionsPerSource, onOverCapacity };
   const httpServer = createHttpServer(sidecar.app, { ...config.server.http, ...limits });
   const httpPort = await listen(httpServer, config.server.http.host, config.server.http.port);
   const servers: http.Server[] = [httpServer];
@@ -36,8 +38,15 @@ export async function startSidecar(config: Config, options: SidecarOptions = {})
   sidecar.logger.info({ port: httpPort }, 'listening (http)');
   let tls: TlsManager | undefined;
   let httpsPort: number | undefined;
+  let opsPort: number | undefined;
   const https = config.server.https;
   try {
+    if (config.server.ops) {
+      const opsServer = createHttpServer(sidecar.opsApp, { ...config.server.ops, ...limits });
+      opsPort = await listen(opsServer, config.server.ops.host, config.server.ops.port);
+      servers.push(opsServer);
+      sidecar.logger.info({ port: opsPort, host: config.server.ops.host }, 'listening (ops)');
+    }
     if (https) {
       tls = await startTls({
         dir: config.tls.dir,
@@ -65,6 +74,7 @@ export async function startSidecar(config: Config, options: SidecarOptions = {})
     httpUrl: `http://${shownHost}:${httpPort}`,
     httpPort,
     httpsPort,
+    opsPort,
     tls,
     servers,
     async stop(graceMs = 10_000) {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ClientDirectory } from './auth/clients';
+import { parseAuthorization } from './auth/credentials';
 import { OAuthIssuer } from './auth/oauth';
 import { avatarHandler } from './upstream/avatar';
 import type { Config } from './config/schema';
@@ -73,6 +74,8 @@ export interface Sidecar {
   drain: ConnectionDrain;
   /** The request handler for every listener. */
   app: RequestListener;
+  /** The handler of the `server.ops` listener: /_sidecar/* only, metrics without a token. */
+  opsApp: RequestListener;
   close(): Promise<void>;
 }
 
@@ -150,11 +153,24 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   shared?.registerMetrics(metrics.registry, METRIC_PREFIX);
   registerMirrorMetrics(metrics.registry, mirrors);
   metrics.trackWebhookQueue(() => webhooks.queueDepth());
-  const ops = opsRouter({
-    ready: async (opts) => withRedisCheck(await readiness.check(opts), shared, opts),
+  const opsEndpoints = {
+    ready: async (opts?: { skip?: string[] }) => withRedisCheck(await readiness.check(opts), shared, opts),
     metrics: () => metrics.render(),
+  };
+  // Metrics name clients: on the API listeners they need a token with ops:read.
+  const authorizeOps = (req: IncomingMessage): 'ok' | 'unauthenticated' | 'forbidden' => {
+    const presented = parseAuthorization(req.headers.authorization);
+    const client = presented.kind === 'basic' || presented.kind === 'bearer' ? clients.authenticate(presented.secret) ?? oauth.authenticate(presented.secret) : undefined;
+    if (!client) return 'unauthenticated';
+    return client.permissions.has('ops:read') ? 'ok' : 'forbidden';
+  };
+  const ops = opsRouter({
+    ...opsEndpoints,
+    authorize: authorizeOps,
     webhook: webhooks.relay && { path: webhooks.relay.settings.path, handler: webhooks.relay.handler },
   });
+  // `server.ops`: the operations endpoints alone, without a token (it listens on loopback by default).
+  const opsOnly = opsRouter(opsEndpoints);
 
   const pipeline = createPipeline({
     clients: () => clients,
@@ -165,7 +181,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     names,
     upstream: { api: config.upstream.apiUrl, web: config.upstream.webUrl },
     limits: { maxUrlLength: config.server.maxUrlLength, maxBodyBytes: config.server.maxBodyBytes },
-    handlers: { git: invalidateAfterPush(countGitBytes(mirrors.gitHandler(git.handler), metrics), (ws, repo) => cache.invalidateRepository(ws, repo)), oauth: oauth.handler, avatar: avatarHandler(config.upstream.webUrl, () => clients), ...options.handlers },
+    handlers: { git: invalidateAfterPush(countGitBytes(mirrors.gitHandler(git.handler), metrics), (ws, repo) => cache.invalidateRepository(ws, repo)), oauth: oauth.handler, avatar: avatarHandler({ webUrl: config.upstream.webUrl, ttlSeconds: config.cache.freshness.metadataSeconds }, () => clients), ...options.handlers },
     ops: (req: IncomingMessage, res: ServerResponse) => ops(req, res),
     logger,
     onFinished: (record, seconds) => metrics.observeRequest(record, seconds),
@@ -200,6 +216,10 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     readiness,
     drain,
     app,
+    opsApp: (req, res) => {
+      drain.track(req, res);
+      opsOnly(req, res);
+    },
     close: async () => {
       git.close();
       await mirrors.close();

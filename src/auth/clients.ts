@@ -19,6 +19,8 @@ export interface Client {
 
 interface TokenEntry {
   sha256: string;
+  /** Place in the client's list, from 1 (metrics name tokens by it). */
+  ordinal: number;
   expiresAt?: Date;
   client: Client;
 }
@@ -50,7 +52,7 @@ export class ClientDirectory {
   constructor(configs: readonly ClientConfig[]) {
     this.clients = configs.map(toClient);
     this.entries = configs.flatMap((c, i) =>
-      [...(c.token ? [c.token] : []), ...(c.tokens ?? [])].map((t) => ({ sha256: t.sha256, expiresAt: t.expiresAt, client: this.clients[i] })),
+      [...(c.token ? [c.token] : []), ...(c.tokens ?? [])].map((t, n) => ({ sha256: t.sha256, ordinal: n + 1, expiresAt: t.expiresAt, client: this.clients[i] })),
     );
     this.consumers = configs.flatMap((c, i) => (c.oauth ? [{ key: c.oauth.key, secretSha256: c.oauth.secretSha256, client: this.clients[i] }] : []));
   }
@@ -65,6 +67,15 @@ export class ClientDirectory {
       if (ok && !found) found = c.client;
     }
     return found;
+  }
+
+  /**
+   * The current secret (as its digest) of a consumer key and its client: OAuth access tokens
+   * issued from it stay valid only while both are unchanged.
+   */
+  consumerState(key: string): { clientId: string; secretSha256: string } | undefined {
+    const c = this.consumers.find((x) => x.key === key);
+    return c && { clientId: c.client.id, secretSha256: c.secretSha256 };
   }
 
   /** Every entry is compared, so the time taken does not reveal which (if any) matched. */
@@ -88,11 +99,11 @@ export class ClientDirectory {
     return found;
   }
 
-  /** Last use per token, identified by the first 12 hex characters of its hash (never the token). */
-  tokenUsage(): { client: string; tokenHash: string; lastUsed?: number; expiresAt?: string }[] {
+  /** Last use per token, named by its place in the client's list (never by the token or its hash). */
+  tokenUsage(): { client: string; token: string; lastUsed?: number; expiresAt?: string }[] {
     return this.entries.map((e) => ({
       client: e.client.id,
-      tokenHash: e.sha256.slice(0, 12),
+      token: String(e.ordinal),
       lastUsed: this.lastUsed.get(e.sha256),
       expiresAt: e.expiresAt?.toISOString(),
     }));

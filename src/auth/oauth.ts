@@ -7,10 +7,17 @@ import { parseAuthorization } from './credentials';
 import { sha256Hex } from './tokens';
 
 const ISSUED_PREFIX = 'bbsc_oat_';
-const MAX_ISSUED = 10_000;
+/**
+ * Live access tokens per consumer. Jenkins keeps one per credential until it expires; past the
+ * bound the consumer's own oldest token goes, never another consumer's.
+ */
+export const MAX_ISSUED_PER_CONSUMER = 100;
 
 interface Issued {
   clientId: string;
+  consumerKey: string;
+  /** The consumer's secret digest at issue: a rotated or removed consumer revokes its tokens. */
+  consumerSecret: string;
   expiresAt: number;
 }
 
@@ -21,6 +28,8 @@ interface Issued {
  */
 export class OAuthIssuer {
   private readonly issued = new Map<string, Issued>();
+  /** Token digests per consumer key, oldest first. */
+  private readonly byConsumer = new Map<string, Set<string>>();
 
   constructor(
     private readonly directory: () => ClientDirectory,
@@ -34,11 +43,30 @@ export class OAuthIssuer {
     const digest = sha256Hex(secret);
     const entry = this.issued.get(digest);
     if (!entry) return undefined;
-    if (entry.expiresAt <= this.now()) {
-      this.issued.delete(digest);
+    if (!this.valid(entry)) {
+      this.revoke(digest, entry);
       return undefined;
     }
     return this.directory().byId(entry.clientId);
+  }
+
+  /** Unexpired, and its consumer still exists with the same secret for the same client. */
+  private valid(entry: Issued): boolean {
+    if (entry.expiresAt <= this.now()) return false;
+    const state = this.directory().consumerState(entry.consumerKey);
+    return state !== undefined && state.clientId === entry.clientId && state.secretSha256 === entry.consumerSecret;
+  }
+
+  private revoke(digest: string, entry: Issued): void {
+    this.issued.delete(digest);
+    const mine = this.byConsumer.get(entry.consumerKey);
+    mine?.delete(digest);
+    if (mine && mine.size === 0) this.byConsumer.delete(entry.consumerKey);
+  }
+
+  /** Live tokens (for tests and metrics). */
+  get size(): number {
+    return this.issued.size;
   }
 
   readonly handler: StreamHandler = async (req: IncomingMessage, res: ServerResponse) => {
@@ -57,21 +85,33 @@ export class OAuthIssuer {
     const key = presented.kind === 'basic' ? presented.username : form.get('client_id') ?? '';
     const secret = presented.kind === 'basic' ? presented.secret : form.get('client_secret') ?? '';
     const client = key && secret ? this.directory().authenticateConsumer(key, secret) : undefined;
-    if (!client) {
+    const state = client && this.directory().consumerState(key);
+    if (!client || !state) {
       return send(401, { error: 'invalid_client', error_description: 'Invalid OAuth client credentials' }, { 'www-authenticate': 'Basic realm="Bitbucket.org HTTP"' });
     }
     if (form.get('grant_type') !== 'client_credentials') {
       return send(400, { error: 'unsupported_grant_type', error_description: 'Only grant_type=client_credentials is supported' });
     }
     const token = ISSUED_PREFIX + randomBytes(36).toString('base64url');
-    this.prune();
-    this.issued.set(sha256Hex(token), { clientId: client.id, expiresAt: this.now() + this.ttlSeconds * 1000 });
+    this.prune(key);
+    const digest = sha256Hex(token);
+    this.issued.set(digest, { clientId: client.id, consumerKey: key, consumerSecret: state.secretSha256, expiresAt: this.now() + this.ttlSeconds * 1000 });
+    let mine = this.byConsumer.get(key);
+    if (!mine) this.byConsumer.set(key, (mine = new Set()));
+    mine.add(digest);
     send(200, { access_token: token, token_type: 'bearer', expires_in: this.ttlSeconds, scopes: 'repository pullrequest webhook', state: 'client_credentials' });
   };
 
-  private prune(): void {
-    const now = this.now();
-    for (const [k, v] of this.issued) if (v.expiresAt <= now) this.issued.delete(k);
-    while (this.issued.size >= MAX_ISSUED) this.issued.delete(this.issued.keys().next().value as string);
+  /**
+   * Drops expired and revoked tokens (the table stays bounded by consumers × the per-consumer
+   * bound), then makes room for one more of `key`'s by dropping that consumer's oldest.
+   */
+  private prune(key: string): void {
+    for (const [digest, entry] of this.issued) if (!this.valid(entry)) this.revoke(digest, entry);
+    const mine = this.byConsumer.get(key);
+    while (mine && mine.size >= MAX_ISSUED_PER_CONSUMER) {
+      const oldest = mine.values().next().value as string;
+      this.revoke(oldest, this.issued.get(oldest)!);
+    }
   }
 }

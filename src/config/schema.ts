@@ -3,7 +3,8 @@ import { isValidGlob } from '../scope/glob';
 import { SHARED_DEFAULTS } from '../cache/shared/settings';
 import { parseByteSize } from './size';
 
-export const PERMISSIONS = ['read', 'statuses:write', 'webhooks:manage', 'git:push'] as const;
+/** `ops:read`: the operations endpoints that name clients (metrics); it reaches no repository. */
+export const PERMISSIONS = ['read', 'statuses:write', 'webhooks:manage', 'git:push', 'ops:read'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 const slug = z
@@ -120,12 +121,14 @@ const client = z
       .object({ key: z.string().refine((k) => k.length === 18 || k.length === 32, 'must be 18 or 32 characters (the shapes the plugin recognises)'), secretSha256: sha256Hex })
       .strict()
       .optional(),
-    scope: z.array(scopeRule).min(1),
+    // Empty only for a client that reaches no repository (an `ops:read` monitoring client).
+    scope: z.array(scopeRule),
     permissions: z.array(z.enum(PERMISSIONS)).default(['read']),
     webhooks: z.object({ forwardTo: hookUrl.optional(), secret: z.string().min(1).optional() }).strict().optional(),
   })
   .strict()
-  .refine((c) => c.token || c.tokens || c.oauth, { message: 'needs token, tokens or oauth' });
+  .refine((c) => c.token || c.tokens || c.oauth, { message: 'needs token, tokens or oauth' })
+  .refine((c) => c.scope.length > 0 || c.permissions.every((p) => p === 'ops:read'), { message: 'an empty scope is only for a client whose permissions are [ops:read]', path: ['scope'] });
 
 // Cache and budget (README "Configuration reference: cache and budget"). Defaults live in
 // src/cache/cache.ts and src/upstream/budget.ts.
@@ -282,6 +285,10 @@ export const configSchema = z
         headersTimeoutMs: z.number().int().min(100).max(600_000).default(20_000),
         requestTimeoutMs: z.number().int().min(0).max(86_400_000).default(300_000),
         maxConnections: z.number().int().min(1).max(1_000_000).default(1024),
+        /** Served connections one source address may hold (default: half of maxConnections). */
+        maxConnectionsPerSource: z.number().int().min(1).max(1_000_000).optional(),
+        /** A listener for /_sidecar/* alone (metrics without a token); loopback unless told otherwise. */
+        ops: hostPort.extend({ host: z.string().min(1).default('127.0.0.1') }).strict().optional(),
       })
       .strict()
       .refine((s) => s.requestTimeoutMs === 0 || s.headersTimeoutMs <= s.requestTimeoutMs, {

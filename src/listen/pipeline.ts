@@ -11,7 +11,7 @@ import type { RouteDef } from '../routes/catalog';
 import { upstreamPath, type ApiAnswer, type ApiCall, type Method, type Source } from '../routes/call';
 import { checkBody } from '../routes/bodies';
 import type { RouteMatch } from '../routes/match';
-import { BadTarget, type CanonicalTarget } from '../scope/canonical';
+import { BadTarget, encodeQuery, encodeSegment, type CanonicalTarget } from '../scope/canonical';
 import type { ForkGrant, ScopeFacts } from '../scope/facts';
 import type { ScopeGate } from '../scope/gate';
 import { BodyTooLarge, readBody } from './body';
@@ -72,15 +72,21 @@ export function createPipeline(deps: PipelineDeps) {
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
     const record: AuditRecord = { method: req.method ?? '?', decision: 'error' };
+    const asked: AskedTarget = {};
+    // A connection holds a slot only for clients that proved who they are: any answer given before
+    // that (401, 400, avatars, webhooks) closes it, so strangers cannot keep connections open.
+    res.setHeader('connection', 'close');
     res.once('finish', () => {
       record.status = res.statusCode;
       if (record.route === 'ops') return;
+      // Refusals name what was asked (allowed requests carry the upstream path already).
+      record.path ??= describeTarget(asked, req.url);
       record.ms = Math.round((performance.now() - started) * 1000) / 1000;
       audit(record);
       deps.onFinished?.(record, record.ms / 1000);
     });
     try {
-      await run(req, res, record);
+      await run(req, res, record, asked);
     } catch (e) {
       deps.logger.error({ err: { message: (e as Error).message, stack: (e as Error).stack } }, 'request failed');
       record.decision = 'error';
@@ -88,12 +94,12 @@ export function createPipeline(deps: PipelineDeps) {
     }
   };
 
-  async function run(req: IncomingMessage, res: ServerResponse, record: AuditRecord): Promise<void> {
+  async function run(req: IncomingMessage, res: ServerResponse, record: AuditRecord, asked: AskedTarget): Promise<void> {
     const method = (req.method ?? '').toUpperCase() as Method;
     const head = method === 'HEAD';
     let target: CanonicalTarget;
     try {
-      target = targets.parse(req.url ?? '');
+      target = asked.target = targets.parse(req.url ?? '');
     } catch (e) {
       record.decision = 'bad-request';
       if (e instanceof BadTarget) return sendError(res, e.status, e.message, {}, head);
@@ -123,12 +129,13 @@ export function createPipeline(deps: PipelineDeps) {
         record.decision = 'bad-credentials';
         return sendError(res, 400, presented.reason, {}, head);
       }
-      client = presented.kind === 'none' ? undefined : deps.clients().authenticate(presented.secret) ?? deps.authenticateIssued?.(presented.secret);
+      client = presented.kind === 'basic' || presented.kind === 'bearer' ? deps.clients().authenticate(presented.secret) ?? deps.authenticateIssued?.(presented.secret) : undefined;
       if (!client) {
         record.decision = 'unauthenticated';
         return fail(res, route, 401, 'Invalid or missing credentials', { 'www-authenticate': BASIC_CHALLENGE }, head);
       }
       record.client = client.id;
+      res.removeHeader('connection');
     }
     if (found.kind === 'method') {
       record.decision = 'bad-method';
@@ -203,6 +210,30 @@ export function createPipeline(deps: PipelineDeps) {
     answer = shapeAnswer(answer, verdict.call, client!, deps.facts, bases);
     writeAnswer(res, answer, head);
   }
+}
+
+/** What a request asked for, for its audit line: the canonical target once it parsed. */
+interface AskedTarget {
+  target?: CanonicalTarget;
+}
+
+const MAX_AUDITED_TARGET = 1024;
+
+/**
+ * The canonical path (and query) of a refused request, or its raw target with everything outside
+ * visible ASCII percent-encoded when it did not parse; cut to a bound either way.
+ */
+export function describeTarget(asked: AskedTarget, raw: string | undefined): string {
+  const t = asked.target;
+  let text: string;
+  if (t) {
+    text = `/${t.segments.map(encodeSegment).join('/')}${t.trailingSlash && t.segments.length > 0 ? '/' : ''}`;
+    if (t.query.length > 0) text += `?${encodeQuery(t.query)}`;
+    if (t.absoluteHost !== undefined) text = `//${encodeSegment(t.absoluteHost)}${text}`;
+  } else {
+    text = Buffer.from((raw ?? '').slice(0, MAX_AUDITED_TARGET * 3), 'utf8').toString('latin1').replace(/[^\x21-\x7e]|%/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
+  }
+  return text.length > MAX_AUDITED_TARGET ? `${text.slice(0, MAX_AUDITED_TARGET)}…` : text;
 }
 
 function isSecure(req: IncomingMessage): boolean {

@@ -18,6 +18,8 @@ export interface ListenSettings {
    * Default 1024.
    */
   maxConnections?: number;
+  /** Served connections one source address may hold; default half of maxConnections (at least 1). */
+  maxConnectionsPerSource?: number;
   /** Called when a connection is turned away with 503 (for a log line). */
   onOverCapacity?: () => void;
 }
@@ -82,14 +84,19 @@ const OVER_CAPACITY_BODY = JSON.stringify({ type: 'error', error: { message: 'Th
  * (reference §4.2); a connection closed unanswered is an IOException it may not retry — over TLS an
  * SSLException, never retried, and on a Jenkinsfile probe that reads as "no Jenkinsfile".
  */
-function limitConnections(handler: http.RequestListener, max: number, onOverCapacity?: () => void): http.RequestListener {
+function limitConnections(handler: http.RequestListener, max: number, perSource: number, onOverCapacity?: () => void): http.RequestListener {
   const served = new WeakSet<object>();
   let count = 0;
+  // Served connections per source address: one address cannot take every slot. Entries exist only
+  // while that address holds a served connection, so the table is bounded by `max`.
+  const bySource = new Map<string, number>();
   return (req, res) => {
     const socket = req.socket;
     // Health and readiness stay answerable: a liveness probe must not restart a busy sidecar.
     if (!served.has(socket) && !req.url?.startsWith('/_sidecar/')) {
-      if (count >= max) {
+      const source = socket.remoteAddress ?? '';
+      const held = bySource.get(source) ?? 0;
+      if (count >= max || held >= perSource) {
         onOverCapacity?.();
         res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(OVER_CAPACITY_BODY), 'retry-after': '1', connection: 'close' });
         res.end(OVER_CAPACITY_BODY);
@@ -97,10 +104,38 @@ function limitConnections(handler: http.RequestListener, max: number, onOverCapa
       }
       served.add(socket);
       count++;
-      socket.once('close', () => count--);
+      bySource.set(source, held + 1);
+      socket.once('close', () => {
+        count--;
+        const left = (bySource.get(source) ?? 1) - 1;
+        if (left > 0) bySource.set(source, left);
+        else bySource.delete(source);
+      });
     }
     handler(req, res);
   };
+}
+
+/**
+ * Open (not yet served) sockets per source address are bounded too, at twice the served bound, so
+ * one address cannot fill the listener's accept limit with idle connections.
+ */
+function limitOpenPerSource(server: http.Server, perSource: number): void {
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Duplex & { remoteAddress?: string }) => {
+    const source = socket.remoteAddress ?? '';
+    const n = (open.get(source) ?? 0) + 1;
+    if (n > 2 * perSource) {
+      socket.destroy();
+      return;
+    }
+    open.set(source, n);
+    socket.once('close', () => {
+      const left = (open.get(source) ?? 1) - 1;
+      if (left > 0) open.set(source, left);
+      else open.delete(source);
+    });
+  });
 }
 
 /** Slowloris, idle and connection limits shared by both listeners. */
@@ -115,16 +150,21 @@ function harden(server: http.Server, s: ListenSettings): void {
   server.maxConnections = 2 * (s.maxConnections ?? SERVER_DEFAULTS.maxConnections);
   server.on('clientError', onClientError);
   server.on('connect', onConnect);
+  limitOpenPerSource(server, perSourceOf(s));
+}
+
+function perSourceOf(s: ListenSettings): number {
+  return s.maxConnectionsPerSource ?? Math.max(1, Math.floor((s.maxConnections ?? SERVER_DEFAULTS.maxConnections) / 2));
 }
 
 export function createHttpServer(handler: http.RequestListener, s: ListenSettings): http.Server {
-  const server = http.createServer(serverOptions(s), limitConnections(handler, s.maxConnections ?? SERVER_DEFAULTS.maxConnections, s.onOverCapacity));
+  const server = http.createServer(serverOptions(s), limitConnections(handler, s.maxConnections ?? SERVER_DEFAULTS.maxConnections, perSourceOf(s), s.onOverCapacity));
   harden(server, s);
   return server;
 }
 
 export function createHttpsServer(handler: http.RequestListener, s: ListenSettings, tls: TlsOptions): https.Server {
-  const server = https.createServer({ ...tls, ...serverOptions(s) }, limitConnections(handler, s.maxConnections ?? SERVER_DEFAULTS.maxConnections, s.onOverCapacity));
+  const server = https.createServer({ ...tls, ...serverOptions(s) }, limitConnections(handler, s.maxConnections ?? SERVER_DEFAULTS.maxConnections, perSourceOf(s), s.onOverCapacity));
   harden(server, s);
   return server;
 }

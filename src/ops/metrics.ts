@@ -9,8 +9,8 @@
  *    last use) is read when Prometheus scrapes, through the `track*` providers.
  *
  * Labels are low-cardinality on purpose: route ids from the closed catalog, decision words, a
- * reduced cache status, client ids and the first 12 hex characters of a token's sha256. Never a
- * path, a token, an upstream identity or an upstream URL.
+ * reduced cache status, client ids and a token's place in its client's list. Never a path, a token
+ * or anything derived from one (not even a hash prefix), an upstream identity or an upstream URL.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
@@ -35,8 +35,8 @@ export const METRICS = {
   cacheEvictions: { name: `${METRIC_PREFIX}cache_evictions_total`, type: 'counter', labels: [], help: 'Entries evicted to stay within cache.maxBytes.' },
   gitBytes: { name: `${METRIC_PREFIX}git_bytes_total`, type: 'counter', labels: ['direction'], help: 'Git smart-HTTP bytes streamed: "download" to Jenkins (pack data), "upload" from Jenkins (request bodies).' },
   webhookQueueDepth: { name: `${METRIC_PREFIX}webhook_queue_depth`, type: 'gauge', labels: [], help: 'Webhook deliveries waiting to be forwarded to Jenkins.' },
-  tokenLastUsed: { name: `${METRIC_PREFIX}token_last_used_timestamp_seconds`, type: 'gauge', labels: ['client', 'token_hash'], help: 'Unix time a client token was last accepted (0: not since start). token_hash = first 12 hex of its sha256.' },
-  tokenExpiry: { name: `${METRIC_PREFIX}token_expiry_timestamp_seconds`, type: 'gauge', labels: ['client', 'token_hash'], help: 'Unix time a client token expires (only tokens with expiresAt).' },
+  tokenLastUsed: { name: `${METRIC_PREFIX}token_last_used_timestamp_seconds`, type: 'gauge', labels: ['client', 'token'], help: 'Unix time a client token was last accepted (0: not since start). token = its place in the client\'s token list, from 1.' },
+  tokenExpiry: { name: `${METRIC_PREFIX}token_expiry_timestamp_seconds`, type: 'gauge', labels: ['client', 'token'], help: 'Unix time a client token expires (only tokens with expiresAt). token = its place in the client\'s token list, from 1.' },
 } as const;
 
 export type BudgetClassName = 'repository' | 'webhook' | 'other';
@@ -54,7 +54,8 @@ export interface CacheView {
 }
 export interface TokenUsageView {
   client: string;
-  tokenHash: string;
+  /** The token's place in its client's list (`token`, then `tokens[]`), from 1: never derived from the secret. */
+  token: string;
   lastUsed?: number;
   expiresAt?: string;
 }
@@ -164,7 +165,7 @@ export function createMetrics(options: MetricsOptions = {}): SidecarMetrics {
     ...m('tokenLastUsed'),
     collect() {
       this.reset();
-      for (const t of tokens?.() ?? []) this.set({ client: t.client, token_hash: t.tokenHash }, t.lastUsed ? Math.floor(t.lastUsed / 1000) : 0);
+      for (const t of tokens?.() ?? []) this.set({ client: t.client, token: t.token }, t.lastUsed ? Math.floor(t.lastUsed / 1000) : 0);
     },
   });
   new Gauge({
@@ -172,7 +173,7 @@ export function createMetrics(options: MetricsOptions = {}): SidecarMetrics {
     collect() {
       this.reset();
       for (const t of tokens?.() ?? []) {
-        if (t.expiresAt) this.set({ client: t.client, token_hash: t.tokenHash }, Math.floor(Date.parse(t.expiresAt) / 1000));
+        if (t.expiresAt) this.set({ client: t.client, token: t.token }, Math.floor(Date.parse(t.expiresAt) / 1000));
       }
     },
   });

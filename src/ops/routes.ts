@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseLegacyUrl } from 'node:url';
+import { BASIC_CHALLENGE } from '../respond/errors';
 
 export interface OpsDeps {
   /** `skip`: checks left out for this probe (`?upstream=skip` → ['upstream']). */
@@ -7,12 +8,19 @@ export interface OpsDeps {
   metrics?: () => Promise<{ contentType: string; body: string }>;
   /** The webhook relay (src/webhooks): `POST {webhooks.path}`, authenticated by its signature, not by a token. */
   webhook?: { path: string; handler: (req: IncomingMessage, res: ServerResponse) => Promise<void> };
+  /**
+   * Decides who may read the endpoints that name clients (metrics): a client token with `ops:read`.
+   * Absent on the separate ops listener (`server.ops`), which answers them to whoever reaches it.
+   */
+  authorize?: (req: IncomingMessage) => 'ok' | 'unauthenticated' | 'forbidden';
 }
 
 export type OpsHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 interface Route {
   method: 'GET' | 'POST';
+  /** Needs `deps.authorize` to say ok. */
+  restricted?: boolean;
   /** Lower case, no trailing slash. */
   path: string;
   handle: (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
@@ -49,6 +57,7 @@ export function opsRouter(deps: OpsDeps): OpsHandler {
     routes.push({
       method: 'GET',
       path: '/_sidecar/metrics',
+      restricted: true,
       handle: async (req, res) => {
         const m = await metrics();
         send(req, res, 200, withUtf8Charset(m.contentType), m.body);
@@ -62,6 +71,12 @@ export function opsRouter(deps: OpsDeps): OpsHandler {
   return (req, res) => {
     const route = routeFor(routes, req);
     if (!route) return sendJson(req, res, 404, NOT_FOUND);
+    const verdict = route.restricted && deps.authorize ? deps.authorize(req) : 'ok';
+    if (verdict === 'unauthenticated') {
+      res.setHeader('WWW-Authenticate', BASIC_CHALLENGE);
+      return sendJson(req, res, 401, { type: 'error', error: { message: 'This endpoint needs a sidecar token with the ops:read permission' } });
+    }
+    if (verdict === 'forbidden') return sendJson(req, res, 403, { type: 'error', error: { message: 'This sidecar token does not have the ops:read permission' } });
     try {
       const done = route.handle(req, res);
       if (done) done.catch((e: unknown) => fail(req, res, e));

@@ -7,7 +7,7 @@ import { basicAuth, startStack, type Stack } from '../helpers/stack';
 
 export const API_BASE = 'http://api.bitbucket.org';
 export const API = `${API_BASE}/2.0/repositories`;
-export const CLIENT = { id: 'jenkins', scope: [{ workspace: 'acme' }], permissions: ['read'] };
+export const CLIENT = { id: 'jenkins', scope: [{ workspace: 'acme' }], permissions: ['read', 'ops:read'] };
 
 /**
  * A sidecar in front of `fake` sharing `redisUrl` (its own process state: memory tier, governor,
@@ -62,7 +62,7 @@ export async function get(stack: Stack, url: string): Promise<Answer> {
 export async function ops(stack: Stack): Promise<{ ready: { status: number; json: any }; redisUp: number | undefined }> {
   const r = await request(`${stack.url}/_sidecar/ready?upstream=skip`);
   const json = await r.body.json();
-  const m = await request(`${stack.url}/_sidecar/metrics`);
+  const m = await request(`${stack.url}/_sidecar/metrics`, { headers: { authorization: basicAuth('prometheus', stack.tokens.jenkins) } });
   const text = await m.body.text();
   const line = /^bitbucket_sidecar_redis_up (\d+)/m.exec(text);
   return { ready: { status: r.statusCode, json }, redisUp: line ? Number(line[1]) : undefined };

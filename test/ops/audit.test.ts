@@ -111,13 +111,17 @@ describe('audit log and secret hygiene', () => {
 
   it('records refusals with their decision and no client for unknown credentials', () => {
     const byDecision = (d: string) => audits().filter((l) => l.decision === d);
+    // A scheme other than Basic/Bearer is no credential of ours: 401, as Bitbucket answers it.
     expect(byDecision('unauthenticated').map((l) => [l.status, l.client])).toEqual([
       [401, undefined],
       [401, undefined],
+      [401, undefined],
     ]);
-    expect(byDecision('out-of-scope').map((l) => [l.route, l.status, l.path])).toEqual([['repository', 404, undefined]]);
+    expect(byDecision('unauthenticated').map((l) => l.path)).toEqual(['/2.0/repositories/acme', '/2.0/repositories/acme', '/acme/service-api.git/info/refs?service=git-upload-pack']);
+    // Refusals name the client and the canonical target it asked for.
+    expect(byDecision('out-of-scope').map((l) => [l.client, l.route, l.status, l.path])).toEqual([['reader', 'repository', 404, '/2.0/repositories/jdoe/secret-notes']]);
     expect(byDecision('no-route').map((l) => l.status)).toEqual([404]); // the token pasted into a path
-    expect(byDecision('bad-credentials').map((l) => l.status)).toEqual([400]); // an unknown scheme
+    expect(byDecision('bad-credentials')).toEqual([]);
     const failed = audits().find((l) => l.route === 'tags')!;
     expect(failed.upstreamStatus).toBe(500);
   });

@@ -68,17 +68,20 @@ describe('/_sidecar/metrics on a running sidecar', () => {
   let stack: Stack;
   const spare = mintToken(); // configured, never used
   const scrape = async () => {
-    const r = await request(`${stack.url}/_sidecar/metrics`);
+    const r = await request(`${stack.url}/_sidecar/metrics`, { headers: { authorization: basic('prometheus', stack.tokens.monitor) } });
     expect(r.status).toBe(200);
     expect(r.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
     return { text: r.body, ...parseMetrics(r.body) };
   };
 
   beforeAll(async () => {
-    stack = await startStack([{ id: 'reader', scope: [{ workspace: 'acme' }] }]);
+    stack = await startStack([
+      { id: 'reader', scope: [{ workspace: 'acme' }] },
+      { id: 'monitor', scope: [], permissions: ['ops:read'] },
+    ]);
     // A second token for the same client (rotation), via a reload.
     const cfg = stack.running.sidecar.config;
-    stack.running.sidecar.reload({ ...cfg, clients: [{ ...cfg.clients[0], token: undefined, tokens: [{ sha256: sha256Hex(stack.tokens.reader) }, { sha256: sha256Hex(spare) }] }] });
+    stack.running.sidecar.reload({ ...cfg, clients: [{ ...cfg.clients[0], token: undefined, tokens: [{ sha256: sha256Hex(stack.tokens.reader) }, { sha256: sha256Hex(spare) }] }, cfg.clients[1]] });
   });
   afterAll(async () => {
     await stack?.stop();
@@ -123,15 +126,14 @@ describe('/_sidecar/metrics on a running sidecar', () => {
     expect(sample(samples, METRICS.webhookQueueDepth.name)).toBe(stack.running.sidecar.webhooks.queueDepth());
   });
 
-  it('reports token last use per client and hash prefix, never the token or its full hash', async () => {
+  it('reports token last use per client and place in its list, never the token or any part of its hash', async () => {
     const { samples, text } = await scrape();
-    const used = sha256Hex(stack.tokens.reader).slice(0, 12);
-    const unused = sha256Hex(spare).slice(0, 12);
-    const lastUsed = sample(samples, METRICS.tokenLastUsed.name, { client: 'reader', token_hash: used })!;
+    const lastUsed = sample(samples, METRICS.tokenLastUsed.name, { client: 'reader', token: '1' })!;
     expect(Math.abs(lastUsed - Date.now() / 1000)).toBeLessThan(60);
-    expect(sample(samples, METRICS.tokenLastUsed.name, { client: 'reader', token_hash: unused })).toBe(0);
-    for (const secret of [stack.tokens.reader, spare, sha256Hex(stack.tokens.reader), sha256Hex(spare), stack.fake.credentials.apiToken]) {
+    expect(sample(samples, METRICS.tokenLastUsed.name, { client: 'reader', token: '2' })).toBe(0);
+    for (const secret of [stack.tokens.reader, spare, stack.tokens.monitor, stack.fake.credentials.apiToken]) {
       expect(text).not.toContain(secret);
+      expect(text).not.toContain(sha256Hex(secret).slice(0, 12));
     }
     expect(text).not.toContain(stack.fake.credentials.email);
   });

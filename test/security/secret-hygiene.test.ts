@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -58,7 +59,7 @@ describe('secret hygiene', () => {
       fakeInstance: fake,
       config: {
         clients: [
-          { id: 'jenkins', token: { sha256: sha256Hex(token) }, oauth: { key: consumer.key, secretSha256: sha256Hex(consumer.secret) }, scope: [{ workspace: 'acme' }], permissions: ['read', 'statuses:write', 'webhooks:manage'] },
+          { id: 'jenkins', token: { sha256: sha256Hex(token) }, oauth: { key: consumer.key, secretSha256: sha256Hex(consumer.secret) }, scope: [{ workspace: 'acme' }], permissions: ['read', 'statuses:write', 'webhooks:manage', 'ops:read'] },
           { id: 'other', token: { sha256: sha256Hex(otherToken) }, scope: [{ workspace: 'other' }] },
         ],
         state: { dir: stateDir },
@@ -164,7 +165,8 @@ describe('secret hygiene', () => {
     await until(() => jenkins.delivered(h['x-request-uuid']).length === 1, 'the forwarded delivery');
 
     // Operations pages.
-    for (const p of ['/_sidecar/metrics', '/_sidecar/ready', '/_sidecar/health']) await call('ops', p);
+    for (const p of ['/_sidecar/metrics', '/_sidecar/ready', '/_sidecar/health']) await call('ops', p, { headers: { authorization: basic } });
+    await call('ops without a token', '/_sidecar/metrics');
     await stack.running.sidecar.cache.idle();
     expect(seen.length).toBeGreaterThan(40);
     expect(stack.logs.length).toBeGreaterThan(40);
@@ -181,6 +183,10 @@ describe('secret hygiene', () => {
       'webhook secret': [webhookSecret],
       'hook secret': [hookSecret],
     };
+    // Not even a hash (or a prefix of one) of a secret: it would let a reader confirm a guessed token.
+    for (const [what, values] of Object.entries({ ...secrets })) {
+      secrets[`${what} (sha256 prefix)`] = values.map((v) => createHash('sha256').update(v).digest('hex').slice(0, 12));
+    }
     expect(issued).toHaveLength(2);
     const places = [
       ...stack.logs.map((l, i) => ({ where: `log line ${i}`, text: l })),
