@@ -20,6 +20,7 @@ import { recentTargets } from './recent-targets';
 import { followRedirects } from './redirects';
 
 const METHODS = new Set<Method>(['GET', 'HEAD', 'POST', 'PUT', 'DELETE']);
+const OPS_REFUSALS: Record<number, string> = { 401: 'unauthenticated', 403: 'forbidden', 404: 'no-route' };
 
 /** Context handed to handlers that stream (git) or answer by themselves (oauth, avatars). */
 export interface StreamContext {
@@ -78,7 +79,12 @@ export function createPipeline(deps: PipelineDeps) {
     res.setHeader('connection', 'close');
     res.once('finish', () => {
       record.status = res.statusCode;
-      if (record.route === 'ops') return;
+      // Operations endpoints are audited only when they refuse (a stranger reading metrics, say).
+      if (record.route === 'ops') {
+        const refusal = OPS_REFUSALS[res.statusCode];
+        if (!refusal) return;
+        record.decision = refusal;
+      }
       // Refusals name what was asked (allowed requests carry the upstream path already).
       record.path ??= describeTarget(asked, req.url);
       record.ms = Math.round((performance.now() - started) * 1000) / 1000;

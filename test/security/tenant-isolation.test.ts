@@ -225,6 +225,13 @@ describe('operations endpoints reveal nothing to strangers', () => {
     expect(ops.body).toContain('bitbucket_sidecar_token_last_used_timestamp_seconds{client="reader",token="1"}');
     expect((await request(`${stack.url}/_sidecar/health`)).status).toBe(200);
     expect((await request(`${stack.url}/_sidecar/ready?upstream=skip`)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 50));
+    // The refusals are audited like any other; the answered probes are not.
+    const audited = stack.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.kind === 'audit' && l.route === 'ops');
+    expect(audited.map((l) => [l.decision, l.status, l.path])).toEqual([
+      ['unauthenticated', 401, '/_sidecar/metrics'],
+      ['forbidden', 403, '/_sidecar/metrics/'],
+    ]);
   });
 
   it('serves /_sidecar/* alone on server.ops, on loopback, without a token', async () => {
