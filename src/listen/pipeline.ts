@@ -6,6 +6,7 @@ import { syntheticUser } from '../auth/identity';
 import { createAuditLog } from '../ops/audit';
 import { BASIC_CHALLENGE, errorAnswer, sendError } from '../respond/errors';
 import { shapeAnswer, writeAnswer } from '../respond/answer';
+import { isNarrowed, visibleListing } from '../respond/listing';
 import type { LinkBases } from '../respond/links';
 import type { RouteDef } from '../routes/catalog';
 import { upstreamPath, type ApiAnswer, type ApiCall, type Method, type Source } from '../routes/call';
@@ -207,10 +208,13 @@ export function createPipeline(deps: PipelineDeps) {
       return writeAnswer(res, { status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: user }, head);
     }
 
-    let answer: ApiAnswer = await followRedirects(verdict.call, deps.source, async (next) => {
-      const again = await deps.gate.admit(client!, next.match, 'GET', next.target.query);
-      return again.ok ? again.call : undefined;
-    }, deps.upstream.api);
+    const listing = match.route.id === 'repositories' && isNarrowed(client!, verdict.call.params.ws!);
+    let answer: ApiAnswer = listing
+      ? await visibleListing(verdict.call, client!, deps.source, deps.upstream.api)
+      : await followRedirects(verdict.call, deps.source, async (next) => {
+          const again = await deps.gate.admit(client!, next.match, 'GET', next.target.query);
+          return again.ok ? again.call : undefined;
+        }, deps.upstream.api);
     record.cache = answer.cacheStatus;
     record.upstreamStatus = answer.status;
     answer = shapeAnswer(answer, verdict.call, client!, deps.facts, bases);

@@ -26,6 +26,8 @@ export interface ApiAnswer {
   /** RFC 9211 Cache-Status value describing how this answer was produced. */
   cacheStatus?: string;
   ageSeconds?: number;
+  /** The id of the client this answer was computed for from what it may see (a narrowed listing): not filtered again. */
+  scopedFor?: string;
 }
 
 export type Source = (call: ApiCall) => Promise<ApiAnswer>;

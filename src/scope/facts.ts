@@ -78,26 +78,31 @@ export class ScopeFacts {
     if (type === 'repository' && typeof o.full_name === 'string') {
       const full = o.full_name.toLowerCase();
       if (uuid) this.repoByUuid.set(uuid, full);
-      if ('project' in o) {
-        const key = (o.project as { key?: unknown } | null)?.key;
-        this.projects.set(full, { key: typeof key === 'string' ? key.toUpperCase() : null, at: this.now() });
-      }
+      // Only a project key is learned, never its absence: an object without one may be a
+      // projection, and "no project" would lock project-scoped clients out.
+      const key = (o.project as { key?: unknown } | null | undefined)?.key;
+      if (typeof key === 'string') this.projects.set(full, { key: key.toUpperCase(), at: this.now() });
     }
     if (type === 'pullrequest' && answeredFor) this.learnPullRequest(o, answeredFor.toLowerCase());
   }
 
+  /**
+   * A fork grant is learned or dropped only from a whole pull request: id, state, source repository,
+   * branch and commit, destination repository. A partial object changes nothing.
+   */
   private learnPullRequest(pr: Record<string, unknown>, target: string): void {
-    const id = typeof pr.id === 'number' ? pr.id : undefined;
     const src = pr.source as { repository?: { full_name?: unknown }; branch?: { name?: unknown }; commit?: { hash?: unknown } } | undefined;
     const dst = pr.destination as { repository?: { full_name?: unknown } } | undefined;
-    const fork = typeof src?.repository?.full_name === 'string' ? src.repository.full_name.toLowerCase() : undefined;
-    const into = typeof dst?.repository?.full_name === 'string' ? dst.repository.full_name.toLowerCase() : target;
-    if (id === undefined || !fork || into !== target || fork === target) return;
+    if (typeof pr.id !== 'number' || typeof pr.state !== 'string' || typeof src?.repository?.full_name !== 'string' || typeof src.branch?.name !== 'string' || typeof src.commit?.hash !== 'string' || typeof dst?.repository?.full_name !== 'string') return;
+    const id = pr.id;
+    const fork = src.repository.full_name.toLowerCase();
+    const into = dst.repository.full_name.toLowerCase();
+    if (into !== target || fork === target) return;
     const previous = (this.forks.get(fork) ?? []).find((g) => g.target === target && g.prId === id);
     const others = (this.forks.get(fork) ?? []).filter((g) => g !== previous);
-    const branch = src?.branch?.name;
-    const commit = typeof src?.commit?.hash === 'string' ? src.commit.hash.toLowerCase() : undefined;
-    if (pr.state === 'OPEN' && typeof branch === 'string' && commit !== undefined) {
+    const branch = src.branch.name;
+    const commit = src.commit.hash.toLowerCase();
+    if (pr.state === 'OPEN' && /^[0-9a-f]{7,40}$/.test(commit)) {
       const fullCommit = previous?.fullCommit?.startsWith(commit) ? previous.fullCommit : commit.length === 40 ? commit : undefined;
       others.push({ target, prId: id, branch, commit, fullCommit, learnedAt: this.now() });
     }

@@ -21,7 +21,9 @@ export function learningSource(inner: Source, facts: ScopeFacts): Source {
   const learnedAt = new WeakMap<Buffer, number>();
   return async (call: ApiCall) => {
     const answer = await inner(call);
-    if (answer.status === 200 && call.method !== 'POST') {
+    // A projection (`fields=`) may leave out what a decision reads: what is shared between
+    // clients is learned only from whole objects.
+    if (answer.status === 200 && call.method !== 'POST' && !call.query.some(([k]) => k === 'fields')) {
       const now = facts.now();
       const last = learnedAt.get(answer.body);
       if (last === undefined || now - last >= RELEARN_MS || now < last) {
