@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { Client } from '../auth/clients';
 import type { Permission } from '../config/schema';
 import { ROUTES, type RouteDef } from '../routes/catalog';
@@ -15,7 +16,9 @@ export const NOT_FOUND_MESSAGE =
   'You may not have access to this resource or it no longer exists. If you think it exists and you have access, make sure you are authenticated.';
 
 const ROUTE = new Map(ROUTES.map((r) => [r.id, r] as const));
-const MAX_LISTING_PAGES = 50;
+/** Look-ups that found nothing, remembered so that asking again costs no upstream call. */
+export const GATE_MISS_TTL_MS = 60_000;
+const GATE_MISSES_MAX = 10_000;
 
 function route(id: string): RouteDef {
   const r = ROUTE.get(id);
@@ -48,6 +51,8 @@ const deny = (): GateResult => ({ ok: false, status: 404, message: NOT_FOUND_MES
  * never causes an upstream request that names it.
  */
 export class ScopeGate {
+  private readonly misses = new LRUCache<string, true>({ max: GATE_MISSES_MAX, ttl: GATE_MISS_TTL_MS });
+
   constructor(
     private readonly facts: ScopeFacts,
     /** Source used for the gate's own look-ups (workspace, listing, repository). */
@@ -129,18 +134,22 @@ export class ScopeGate {
   }
 
   /**
-   * Project rules are checked through the workspace listing filtered by each allowed project, so
-   * that deciding never makes an upstream request that names an out-of-scope repository.
+   * A project rule needs the repository's project: when no upstream answer taught it, one targeted
+   * listing query asks for the repository within the allowed projects only
+   * (`q=full_name="ws/repo" AND (project.key="A" OR …)`), so the answer never carries a repository
+   * outside the scope, and a miss is remembered for a minute.
    */
   private async decide(client: Client, ws: string, repo: string): Promise<'allow' | 'deny' | 'error'> {
     const full = `${ws}/${repo}`;
     const first = decideRepository(client, ws, repo, this.facts.projectOf(full));
     if (first !== 'needs-project') return first;
-    const projects = new Set(client.scope.filter((r) => r.workspace === ws).flatMap((r) => r.projects ?? []));
-    for (const key of projects) {
-      const ok = await this.learnListing(ws, [['q', `project.key="${key}"`]], () => this.facts.projectOf(full) !== undefined);
+    const projects = [...new Set(client.scope.filter((r) => r.workspace === ws).flatMap((r) => r.projects ?? []))].sort();
+    const missKey = `project ${full} ${projects.join(',')}`;
+    if (!this.misses.has(missKey)) {
+      const within = projects.map((k) => `project.key="${k}"`).join(' OR ');
+      const ok = await this.query(ws, `full_name="${full}" AND (${within})`);
       if (!ok) return 'error';
-      if (this.facts.projectOf(full) !== undefined) break;
+      if (this.facts.projectOf(full) === undefined) this.misses.set(missKey, true);
     }
     const project = this.facts.projectOf(full);
     return decideRepository(client, ws, repo, project === undefined ? null : project) === 'allow' ? 'allow' : 'deny';
@@ -161,41 +170,37 @@ export class ScopeGate {
     return undefined;
   }
 
+  /** At most one upstream call per workspace of the client's scope; a miss is remembered for a minute. */
   private async workspaceSlug(client: Client, uuid: string): Promise<string | undefined> {
     const known = this.facts.workspaceSlug(uuid);
     if (known) return known;
     for (const ws of new Set(client.scope.map((r) => r.workspace))) {
+      // "This uuid is not workspace ws" holds for every client: the miss is kept per workspace.
+      const missKey = `workspace ${ws} ${uuid}`;
+      if (this.misses.has(missKey)) continue;
       await this.lookup({ method: 'GET', route: route('workspace'), params: { ws }, trailingSlash: false, query: [] });
       const found = this.facts.workspaceSlug(uuid);
       if (found) return found;
+      this.misses.set(missKey, true);
     }
     return undefined;
   }
 
+  /** One listing query by uuid (never a walk of the workspace); a miss is remembered for a minute. */
   private async repositoryByUuid(ws: string, uuid: string): Promise<string | undefined> {
     const known = this.facts.repository(uuid);
-    if (known) return known;
-    await this.learnListing(ws, [], () => this.facts.repository(uuid) !== undefined);
-    return this.facts.repository(uuid);
+    const missKey = `repository ${ws} ${uuid}`;
+    if (known || this.misses.has(missKey)) return known;
+    await this.query(ws, `uuid="${uuid}"`);
+    const found = this.facts.repository(uuid);
+    if (!found) this.misses.set(missKey, true);
+    return found;
   }
 
-  /** Reads a workspace listing page by page (teaching the facts) until `done` or the last page. */
-  private async learnListing(ws: string, filter: [string, string][], done: () => boolean): Promise<boolean> {
-    for (let page = 1; page <= MAX_LISTING_PAGES; page++) {
-      const query: [string, string][] = [...filter, ['pagelen', '100']];
-      if (page > 1) query.push(['page', String(page)]);
-      const call: ApiCall = { method: 'GET', route: route('repositories'), params: { ws }, trailingSlash: false, query: canonicalQuery(query, route('repositories').query) };
-      const answer = await this.lookup(call);
-      if (answer.status !== 200) return false;
-      if (done()) return true;
-      let next: unknown;
-      try {
-        next = (JSON.parse(answer.body.toString('utf8')) as { next?: unknown }).next;
-      } catch {
-        return false;
-      }
-      if (typeof next !== 'string') return true;
-    }
-    return true;
+  /** One page of the workspace listing filtered by `q` (teaching the facts); false when it failed. */
+  private async query(ws: string, q: string): Promise<boolean> {
+    const call: ApiCall = { method: 'GET', route: route('repositories'), params: { ws }, trailingSlash: false, query: canonicalQuery([['q', q], ['pagelen', '100']], route('repositories').query) };
+    const answer = await this.lookup(call);
+    return answer.status === 200;
   }
 }
