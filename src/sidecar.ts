@@ -104,7 +104,10 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   const shared = config.cache.shared
     ? createShared(config.cache.shared, { credential: credentialId(creds.rest), now: () => clock.now(), logger, windowMs: budgetWindowMs(config.upstream.budget), maxEntryLifetimeMs: maxEntryLifetimeMs(config.cache) })
     : undefined;
-  const budget = new BudgetGovernor(config.upstream.budget, clock, shared?.budgetWindow);
+  const budget = new BudgetGovernor(config.upstream.budget, clock, shared?.budgetWindow, {
+    weight: (id) => clients.byId(id)?.budgetWeight ?? 1,
+    clients: () => clients.budgetClients,
+  });
   sizeShapedMemo(config.cache.maxBytes);
   const cache = new ResponseCache(config.cache, {
     credential: credentialId(creds.rest),

@@ -14,6 +14,8 @@ export interface Client {
   id: string;
   scope: readonly ScopeRule[];
   permissions: ReadonlySet<Permission>;
+  /** Weight in the fair shares of the upstream budget. */
+  budgetWeight?: number;
   webhooks?: { forwardTo?: string; secret?: string };
 }
 
@@ -34,6 +36,7 @@ export function toClient(c: ClientConfig): Client {
       repositories: r.repositories?.map(globToRegExp),
     })),
     permissions: new Set(c.permissions),
+    budgetWeight: c.budgetWeight ?? 1,
     webhooks: c.webhooks,
   };
 }
@@ -48,9 +51,14 @@ export class ClientDirectory {
   /** Secrets that matched recently → their entry, so a hit does not hash and compare again. Misses are never kept. */
   private readonly recent = new Map<string, TokenEntry>();
   readonly clients: readonly Client[];
+  /** Clients that can reach a repository, and so draw on the upstream budget. */
+  readonly budgetClients: readonly string[];
+  private readonly ids: ReadonlyMap<string, Client>;
 
   constructor(configs: readonly ClientConfig[]) {
     this.clients = configs.map(toClient);
+    this.ids = new Map(this.clients.map((c) => [c.id, c]));
+    this.budgetClients = this.clients.filter((c) => c.scope.length > 0).map((c) => c.id);
     this.entries = configs.flatMap((c, i) =>
       [...(c.token ? [c.token] : []), ...(c.tokens ?? [])].map((t, n) => ({ sha256: t.sha256, ordinal: n + 1, expiresAt: t.expiresAt, client: this.clients[i] })),
     );
@@ -110,6 +118,6 @@ export class ClientDirectory {
   }
 
   byId(id: string): Client | undefined {
-    return this.clients.find((c) => c.id === id);
+    return this.ids.get(id);
   }
 }

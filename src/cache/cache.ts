@@ -98,7 +98,8 @@ export class ResponseCache {
 
   /** The cache stage in front of `inner` (budget → upstream). */
   wrap(inner: Source): Source {
-    return (call) => this.answer(call, inner);
+    // A miss is charged to the client it was made for; the calls it shares (collapsed) are not.
+    return (call, ctx) => this.answer(call, ctx ? (c) => inner(c, ctx) : inner);
   }
 
   // --- invalidation API (webhook relay, our own writes) ----------------------------------------

@@ -124,6 +124,8 @@ const client = z
     // Empty only for a client that reaches no repository (an `ops:read` monitoring client).
     scope: z.array(scopeRule),
     permissions: z.array(z.enum(PERMISSIONS)).default(['read']),
+    /** This client's weight in the fair shares of the upstream budget (src/upstream/budget.ts). */
+    budgetWeight: z.number().min(0.01).max(1000).optional(), // default 1
     webhooks: z.object({ forwardTo: hookUrl.optional(), secret: z.string().min(1).optional() }).strict().optional(),
   })
   .strict()

@@ -214,7 +214,7 @@ export function createPipeline(deps: PipelineDeps) {
       : await followRedirects(verdict.call, deps.source, async (next) => {
           const again = await deps.gate.admit(client!, next.match, 'GET', next.target.query);
           return again.ok ? again.call : undefined;
-        }, deps.upstream.api);
+        }, deps.upstream.api, { client: client!.id });
     record.cache = answer.cacheStatus;
     record.upstreamStatus = answer.status;
     answer = shapeAnswer(answer, verdict.call, client!, deps.facts, bases);

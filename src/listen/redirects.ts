@@ -1,4 +1,4 @@
-import type { ApiAnswer, ApiCall, Source } from '../routes/call';
+import type { ApiAnswer, ApiCall, CallContext, Source } from '../routes/call';
 import { matchRoute, type RouteMatch } from '../routes/match';
 import { errorAnswer } from '../respond/errors';
 import { BadTarget, parseRequestTarget, type CanonicalTarget } from '../scope/canonical';
@@ -16,10 +16,11 @@ export async function followRedirects(
   source: Source,
   admit: (next: { match: RouteMatch; target: CanonicalTarget }) => Promise<ApiCall | undefined>,
   upstreamApi: string,
+  ctx?: CallContext,
 ): Promise<ApiAnswer> {
   let current = call;
   for (let hop = 0; ; hop++) {
-    const answer = await source(current);
+    const answer = await source(current, ctx);
     if (!REDIRECTS.has(answer.status)) return answer;
     if (current.method !== 'GET' && current.method !== 'HEAD') {
       return errorAnswer(502, 'Bitbucket redirected this write (was the repository renamed?); it was not applied by the sidecar');

@@ -7,7 +7,7 @@
  * source of a pull request is never mirrored: its few readable answers come from upstream).
  */
 import type { Logger } from 'pino';
-import type { ApiAnswer, ApiCall, Source } from '../routes/call';
+import type { ApiAnswer, ApiCall, CallContext, Source } from '../routes/call';
 import { answer, plan, type Outcome } from './answers';
 import type { RepositoryIndex } from './derived';
 import type { MirrorManager } from './manager';
@@ -23,31 +23,31 @@ export interface SourceStats {
 export function mirrorSource(deps: { manager: MirrorManager; index: RepositoryIndex; bases: RenderBases; logger: Logger; stats: SourceStats }, inner: Source): Source {
   const { manager, index, bases, stats } = deps;
   const log = deps.logger.child({ component: 'mirror' });
-  const up = (call: ApiCall, reason: string): Promise<ApiAnswer> => {
+  const up = (call: ApiCall, reason: string, ctx?: CallContext): Promise<ApiAnswer> => {
     stats.upstream[reason] = (stats.upstream[reason] ?? 0) + 1;
-    return learnThrough(call);
+    return learnThrough(call, ctx);
   };
-  const learnThrough = async (call: ApiCall): Promise<ApiAnswer> => {
-    const a = await inner(call);
+  const learnThrough = async (call: ApiCall, ctx?: CallContext): Promise<ApiAnswer> => {
+    const a = await inner(call, ctx);
     index.learn(call, a);
     return a;
   };
 
-  return async (call: ApiCall): Promise<ApiAnswer> => {
+  return async (call: ApiCall, ctx?: CallContext): Promise<ApiAnswer> => {
     const { ws, repo } = call.params;
-    if (!ws || !repo || (call.method !== 'GET' && call.method !== 'HEAD')) return learnThrough(call);
+    if (!ws || !repo || (call.method !== 'GET' && call.method !== 'HEAD')) return learnThrough(call, ctx);
     if (call.route.id === 'repository') {
-      if (!manager.eligible(ws, repo)) return learnThrough(call);
-      const derived = await index.answer(call, learnThrough);
+      if (!manager.eligible(ws, repo)) return learnThrough(call, ctx);
+      const derived = await index.answer(call, (c) => learnThrough(c, ctx));
       if (derived) {
         stats.answered.repository = (stats.answered.repository ?? 0) + 1;
         return derived;
       }
-      return up(call, 'no-listing');
+      return up(call, 'no-listing', ctx);
     }
     const p = plan(call);
-    if (!p.ok) return p.reason === 'route' || p.reason === 'method' ? learnThrough(call) : up(call, p.reason);
-    if (!manager.eligible(ws, repo)) return up(call, manager.enabledFor(ws) ? 'not-eligible' : 'off');
+    if (!p.ok) return p.reason === 'route' || p.reason === 'method' ? learnThrough(call, ctx) : up(call, p.reason, ctx);
+    if (!manager.eligible(ws, repo)) return up(call, manager.enabledFor(ws) ? 'not-eligible' : 'off', ctx);
 
     const waitMs = manager.settings.waitSeconds * 1000;
     const st = manager.state(ws, repo);
@@ -57,10 +57,10 @@ export function mirrorSource(deps: { manager: MirrorManager; index: RepositoryIn
       let fresh = manager.isFresh(st);
       if (p.fresh && !fresh) {
         fresh = await manager.ensureFresh(ws, repo, waitMs, call.background ? 'background' : 'foreground');
-        if (!fresh) return up(call, 'not-fresh');
+        if (!fresh) return up(call, 'not-fresh', ctx);
       }
       if (!st.exists) {
-        if (!(await manager.ensureFresh(ws, repo, waitMs, call.background ? 'background' : 'foreground'))) return up(call, 'no-mirror');
+        if (!(await manager.ensureFresh(ws, repo, waitMs, call.background ? 'background' : 'foreground'))) return up(call, 'no-mirror', ctx);
         fresh = true;
       }
       let out = await attempt();
@@ -72,10 +72,10 @@ export function mirrorSource(deps: { manager: MirrorManager; index: RepositoryIn
         stats.answered[call.route.id] = (stats.answered[call.route.id] ?? 0) + 1;
         return out.answer;
       }
-      return up(call, out.kind === 'absent' ? 'absent' : out.reason);
+      return up(call, out.kind === 'absent' ? 'absent' : out.reason, ctx);
     } catch (e) {
       log.warn({ repository: `${ws}/${repo}`, route: call.route.id, err: (e as Error).message }, 'mirror could not answer; asking upstream');
-      return up(call, 'error');
+      return up(call, 'error', ctx);
     }
   };
 }

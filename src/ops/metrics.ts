@@ -240,10 +240,10 @@ function parseCacheLabel(status: string): string {
  * client), inside the cache and the budget governor, so hits and refusals are not counted.
  */
 export function countUpstreamCalls(inner: Source, metrics: Pick<SidecarMetrics, 'upstreamCalls'>, classOf: (call: ApiCall) => string): Source {
-  return async (call) => {
+  return async (call, ctx) => {
     const cls = classOf(call);
     try {
-      const answer = await inner(call);
+      const answer = await inner(call, ctx);
       metrics.upstreamCalls.inc({ class: cls, status: String(answer.status) });
       return answer;
     } catch (e) {

@@ -102,7 +102,7 @@ export async function visibleListing(call: ApiCall, client: Client, source: Sour
       if (page > 1) query.push(['page', String(page)]);
       if (project) query.push(['q', `project.key="${project}"`]);
       if (wanted.role) query.push(['role', wanted.role]);
-      const answer = await source({ method: 'GET', route: REPOSITORIES, params: { ws }, trailingSlash: false, query: canonicalQuery(query, REPOSITORIES.query), background: call.background });
+      const answer = await source({ method: 'GET', route: REPOSITORIES, params: { ws }, trailingSlash: false, query: canonicalQuery(query, REPOSITORIES.query), background: call.background }, { client: client.id });
       if (answer.status !== 200) return answer;
       // Reported as a hit only when every page was one; its freshness is the least fresh page's.
       const status = answer.cacheStatus ?? '';

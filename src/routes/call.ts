@@ -30,7 +30,13 @@ export interface ApiAnswer {
   scopedFor?: string;
 }
 
-export type Source = (call: ApiCall) => Promise<ApiAnswer>;
+/** Who a call is made for: the budget charges it to that client's share of the hour. */
+export interface CallContext {
+  client?: string;
+}
+
+/** Every stage that answers calls; `ctx` is handed on unchanged by every wrapper. */
+export type Source = (call: ApiCall, ctx?: CallContext) => Promise<ApiAnswer>;
 
 export function canonicalQuery(pairs: readonly [string, string][], allowed: readonly string[]): [string, string][] {
   return pairs

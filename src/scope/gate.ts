@@ -118,7 +118,7 @@ export class ScopeGate {
 
     if (isUuidForm(params.repo)) {
       if (!workspaceInScope(client, ws)) return deny();
-      const full = await this.repositoryByUuid(ws, params.repo);
+      const full = await this.repositoryByUuid(client, ws, params.repo);
       if (!full || full.split('/')[0] !== ws) return deny();
       params.repo = full.split('/')[1];
     }
@@ -147,7 +147,7 @@ export class ScopeGate {
     const missKey = `project ${full} ${projects.join(',')}`;
     if (!this.misses.has(missKey)) {
       const within = projects.map((k) => `project.key="${k}"`).join(' OR ');
-      const ok = await this.query(ws, `full_name="${full}" AND (${within})`);
+      const ok = await this.query(client, ws, `full_name="${full}" AND (${within})`);
       if (!ok) return 'error';
       if (this.facts.projectOf(full) === undefined) this.misses.set(missKey, true);
     }
@@ -178,7 +178,7 @@ export class ScopeGate {
       // "This uuid is not workspace ws" holds for every client: the miss is kept per workspace.
       const missKey = `workspace ${ws} ${uuid}`;
       if (this.misses.has(missKey)) continue;
-      await this.lookup({ method: 'GET', route: route('workspace'), params: { ws }, trailingSlash: false, query: [] });
+      await this.lookup({ method: 'GET', route: route('workspace'), params: { ws }, trailingSlash: false, query: [] }, { client: client.id });
       const found = this.facts.workspaceSlug(uuid);
       if (found) return found;
       this.misses.set(missKey, true);
@@ -187,20 +187,21 @@ export class ScopeGate {
   }
 
   /** One listing query by uuid (never a walk of the workspace); a miss is remembered for a minute. */
-  private async repositoryByUuid(ws: string, uuid: string): Promise<string | undefined> {
+  private async repositoryByUuid(client: Client, ws: string, uuid: string): Promise<string | undefined> {
     const known = this.facts.repository(uuid);
     const missKey = `repository ${ws} ${uuid}`;
     if (known || this.misses.has(missKey)) return known;
-    await this.query(ws, `uuid="${uuid}"`);
+    await this.query(client, ws, `uuid="${uuid}"`);
     const found = this.facts.repository(uuid);
     if (!found) this.misses.set(missKey, true);
     return found;
   }
 
   /** One page of the workspace listing filtered by `q` (teaching the facts); false when it failed. */
-  private async query(ws: string, q: string): Promise<boolean> {
+  /** Charged to `client`'s share of the budget: the look-up is made on its behalf. */
+  private async query(client: Client, ws: string, q: string): Promise<boolean> {
     const call: ApiCall = { method: 'GET', route: route('repositories'), params: { ws }, trailingSlash: false, query: canonicalQuery([['q', q], ['pagelen', '100']], route('repositories').query) };
-    const answer = await this.lookup(call);
+    const answer = await this.lookup(call, { client: client.id });
     return answer.status === 200;
   }
 }

@@ -1,4 +1,4 @@
-import type { ApiAnswer, ApiCall, Source } from '../routes/call';
+import type { ApiAnswer, ApiCall, CallContext, Source } from '../routes/call';
 import { parseJsonBody } from '../respond/memo';
 import { reconcileOpenPullRequests, type ScopeFacts } from './facts';
 
@@ -19,8 +19,8 @@ const RELEARN_MS = 60_000;
 /** Wraps a source so that every successful JSON answer teaches the scope facts. */
 export function learningSource(inner: Source, facts: ScopeFacts): Source {
   const learnedAt = new WeakMap<Buffer, number>();
-  return async (call: ApiCall) => {
-    const answer = await inner(call);
+  return async (call: ApiCall, ctx?: CallContext) => {
+    const answer = await inner(call, ctx);
     // A projection (`fields=`) may leave out what a decision reads: what is shared between
     // clients is learned only from whole objects.
     if (answer.status === 200 && call.method !== 'POST' && !call.query.some(([k]) => k === 'fields')) {

@@ -1,5 +1,5 @@
 import { errorAnswer } from '../respond/errors';
-import { callKey, type ApiAnswer, type ApiCall, type Source } from '../routes/call';
+import { callKey, type ApiAnswer, type ApiCall, type CallContext, type Source } from '../routes/call';
 import { budgetClassOf, type BudgetGovernor } from './budget';
 
 /** Marks an answer the sidecar made up because the budget refused the call (never sent to clients). */
@@ -14,15 +14,15 @@ export const BUDGET_MESSAGE = 'Rate limit for this resource has been exceeded';
  * never wait. Writes go through here too: they count, and a refused write is reported, not sent.
  */
 export function budgetSource(inner: Source, governor: BudgetGovernor): Source {
-  return async (call: ApiCall): Promise<ApiAnswer> => {
+  return async (call: ApiCall, ctx?: CallContext): Promise<ApiAnswer> => {
     const cls = budgetClassOf(call);
-    const admission = await governor.acquire(cls, call.background ? 'background' : 'foreground', callKey(call));
+    const admission = await governor.acquire(cls, call.background ? 'background' : 'foreground', callKey(call), call.background ? undefined : ctx?.client);
     if (!admission.ok) {
       return errorAnswer(429, BUDGET_MESSAGE, { 'retry-after': String(admission.retryAfterSeconds), [BUDGET_REFUSED_HEADER]: admission.reason });
     }
     let answer: ApiAnswer;
     try {
-      answer = await inner(call);
+      answer = await inner(call, ctx);
     } catch (e) {
       admission.release();
       throw e;

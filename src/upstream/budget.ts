@@ -92,12 +92,26 @@ interface ClassState {
 
 interface Waiter {
   cls: BudgetClass;
+  /** The client it is charged to (fair shares): it is paced by its own calls, not by others'. */
+  client?: string;
   /** Came back at the time a refusal told it (Retry-After): goes before requests that did not wait yet. */
   promised: boolean;
   ticket?: string;
   deadline: number;
   resolve(a: Admission): void;
   cancelDeadline(): void;
+}
+
+/**
+ * Fair shares: each client may spend `weight / (sum of the weights of the clients that called in
+ * the window, itself included)` of a class's hourly limit; while some configured client has not
+ * called in the window, one default weight is kept back for it, so a client alone cannot spend what
+ * the next one will need. Counted per sidecar.
+ */
+export interface BudgetShares {
+  weight(client: string): number;
+  /** Ids of the configured clients. */
+  clients(): readonly string[];
 }
 
 export interface BudgetSnapshot {
@@ -121,6 +135,8 @@ export class BudgetGovernor {
   /** Calls made (granted), by class; for metrics and benchmarks. */
   readonly granted: Record<BudgetClass, number> = { repository: 0, webhook: 0, other: 0 };
   readonly refused: Record<Refusal['reason'], number> = { budget: 0, backoff: 0, busy: 0, background: 0 };
+  /** Of the budget refusals, those of a client past its own share. */
+  refusedOverShare = 0;
 
   /**
    * `window` keeps the count of calls (default: this sidecar's, in memory; `cache.shared.redis`:
@@ -128,10 +144,14 @@ export class BudgetGovernor {
    */
   private readonly clock: Clock;
 
+  /** Times of the calls granted to each client in the window, per class (this sidecar's). */
+  private readonly byClient = new Map<string, Record<BudgetClass, number[]>>();
+
   constructor(
     private readonly cfg: BudgetConfig,
     clock: Clock = systemClock,
     private readonly window: BudgetWindow = new MemoryBudgetWindow(budgetWindowMs(cfg)),
+    private readonly shares?: BudgetShares,
   ) {
     this.clock = neverBackwards(clock);
     this.windowMs = budgetWindowMs(cfg);
@@ -147,9 +167,15 @@ export class BudgetGovernor {
    * Asks to make one upstream call now; resolves when it may go, or with a refusal. `ticket`
    * identifies the request across the client's retries (the same URL again after Retry-After).
    */
-  acquire(cls: BudgetClass, priority: Priority = 'foreground', ticket?: string): Promise<Admission> {
-    const local = this.acquireHere(cls, priority, ticket);
-    return this.window.confirm ? local.then((a) => this.confirmShared(a, cls, priority, 1)) : local;
+  acquire(cls: BudgetClass, priority: Priority = 'foreground', ticket?: string, client?: string): Promise<Admission> {
+    const share = client !== undefined && priority === 'foreground' && this.shares !== undefined;
+    const local = share ? this.withinShare(cls, client!, ticket) : this.acquireHere(cls, priority, ticket);
+    const confirmed = this.window.confirm ? local.then((a) => this.confirmShared(a, cls, priority, 1)) : local;
+    if (!share) return confirmed;
+    return confirmed.then((a) => {
+      if (a.ok) this.charge(cls, client!, (a as InternalPermit).at);
+      return a;
+    });
   }
 
   /**
@@ -167,7 +193,92 @@ export class BudgetGovernor {
     return this.confirmShared(await this.acquireHere(cls, priority), cls, priority, attempt + 1);
   }
 
-  private acquireHere(cls: BudgetClass, priority: Priority, ticket?: string): Promise<Admission> {
+  /**
+   * A client past its share waits for its own oldest calls to leave the window (within the queue
+   * bound) or is refused with the exact wait; the other clients' calls are not held up by it.
+   */
+  private async withinShare(cls: BudgetClass, client: string, ticket?: string): Promise<Admission> {
+    const t = this.clock.now();
+    const wait = this.shareWaitMs(cls, client, t);
+    if (wait > this.cfg.maxQueueWaitMs) {
+      this.refusedOverShare++;
+      return this.refuse(cls, wait, t);
+    }
+    if (wait > 0) await new Promise<void>((resolve) => this.clock.setTimer(wait, resolve));
+    return this.acquireHere(cls, 'foreground', ticket, client);
+  }
+
+  /** How long until `client` may make one more call of the class within its share (0: now). */
+  shareWaitMs(cls: BudgetClass, client: string, t: number): number {
+    const limit = this.limitOf(cls);
+    if (!this.shares || !Number.isFinite(limit)) return 0;
+    const mine = this.callsOf(client, cls, t);
+    const share = Math.floor(this.shareOf(cls, client, t) * limit);
+    const mustLeave = mine.length + 1 - Math.max(1, share);
+    return mustLeave <= 0 ? 0 : mine[mustLeave - 1] + this.windowMs - t;
+  }
+
+  /** Another client of the budget called in the window: shares, not the whole hour, pace this one. */
+  private sharing(cls: BudgetClass, client: string, t: number): boolean {
+    return this.shares !== undefined && this.shares.clients().some((c) => c !== client && this.callsOf(c, cls, t).length > 0);
+  }
+
+  /** Pacing within a share: past `burstShare` of it, the rest is spread until the client's oldest call leaves. */
+  private sharePacedAt(cls: BudgetClass, client: string, t: number, limit: number): number {
+    const mine = this.callsOf(client, cls, t);
+    const share = Math.max(1, Math.floor(this.shareOf(cls, client, t) * limit));
+    const left = share - mine.length;
+    if (mine.length === 0 || left <= 0 || (mine.length < this.cfg.burstShare * share && this.classes[cls].nearLimitUntil <= t)) return t;
+    return mine[mine.length - 1] + (mine[0] + this.windowMs - t) / left;
+  }
+
+  /** The client's fraction of the class's limit now. */
+  shareOf(cls: BudgetClass, client: string, t: number): number {
+    const shares = this.shares!;
+    let total = shares.weight(client);
+    let idle = false;
+    for (const other of shares.clients()) {
+      if (other === client) continue;
+      if (this.callsOf(other, cls, t).length > 0) total += shares.weight(other);
+      else idle = true;
+    }
+    if (idle) total += 1;
+    return shares.weight(client) / total;
+  }
+
+  private callsOf(client: string, cls: BudgetClass, t: number): number[] {
+    const rec = this.byClient.get(client);
+    if (!rec) return [];
+    const calls = rec[cls];
+    let old = 0;
+    while (old < calls.length && calls[old] + this.windowMs <= t) old++;
+    if (old > 0) calls.splice(0, old);
+    if (rec.repository.length + rec.webhook.length + rec.other.length === 0) this.byClient.delete(client);
+    return calls;
+  }
+
+  private charge(cls: BudgetClass, client: string, at: number): void {
+    if (!Number.isFinite(this.limitOf(cls))) return;
+    let rec = this.byClient.get(client);
+    if (!rec) this.byClient.set(client, (rec = { repository: [], webhook: [], other: [] }));
+    rec[cls].push(at);
+  }
+
+  /** Calls of each client in the window, by class (metrics). */
+  clientUse(): { client: string; cls: BudgetClass; used: number; share: number }[] {
+    const t = this.clock.now();
+    const out: { client: string; cls: BudgetClass; used: number; share: number }[] = [];
+    if (!this.shares) return out;
+    for (const client of this.shares.clients()) {
+      for (const cls of ['repository', 'webhook'] as const) {
+        const used = this.callsOf(client, cls, t).length;
+        if (used > 0) out.push({ client, cls, used, share: this.shareOf(cls, client, t) });
+      }
+    }
+    return out;
+  }
+
+  private acquireHere(cls: BudgetClass, priority: Priority, ticket?: string, client?: string): Promise<Admission> {
     const t = this.clock.now();
     if (priority === 'background') {
       const a = this.tryBackground(cls, t);
@@ -178,12 +289,13 @@ export class BudgetGovernor {
     const promised = ticket !== undefined && this.promises.get(ticket)?.cls === cls;
     if (promised) this.promises.delete(ticket!);
     const ahead = this.ahead(cls, t, promised);
-    if (ahead === 0 && this.inFlight < this.cfg.maxConcurrent && this.eligibleAt(cls, t, 0) <= t) return Promise.resolve(this.grant(cls, t));
-    const at = this.eligibleAt(cls, t, ahead);
+    if (ahead === 0 && this.inFlight < this.cfg.maxConcurrent && this.eligibleAt(cls, t, 0, client) <= t) return Promise.resolve(this.grant(cls, t));
+    const at = this.eligibleAt(cls, t, ahead, client);
     if (at - t > this.cfg.maxQueueWaitMs) return Promise.resolve(this.refuse(cls, at - t, t, ticket));
     return new Promise<Admission>((resolve) => {
       const waiter: Waiter = {
         cls,
+        client,
         promised,
         ticket,
         deadline: t + this.cfg.maxQueueWaitMs,
@@ -256,7 +368,7 @@ export class BudgetGovernor {
    * Earliest time at which a call of class `cls` could go with `ahead` calls of the class queued
    * before it (ignoring concurrency, which frees within one upstream round trip).
    */
-  private eligibleAt(cls: BudgetClass, t: number, ahead: number): number {
+  private eligibleAt(cls: BudgetClass, t: number, ahead: number, client?: string): number {
     const s = this.classes[cls];
     const limit = this.limitOf(cls);
     let at = Math.max(t, s.blockedUntil);
@@ -267,6 +379,8 @@ export class BudgetGovernor {
     // (n + ahead + 1 - limit) oldest calls must have left the window.
     const mustLeave = n + ahead + 1 - limit;
     if (mustLeave > 0) at = Math.max(at, mustLeave <= n ? log[mustLeave - 1] + this.windowMs : t + this.windowMs);
+    // Several clients drawing on the hour: each is paced within its own share by its own calls.
+    if (client !== undefined && this.sharing(cls, client, t)) return Math.max(at, this.sharePacedAt(cls, client, t, limit));
     const spacing = this.spacing(cls, t, log, limit);
     // Pacing spreads the calls still free in the window; a position beyond them waits for old calls
     // to leave (the hard window above), not for more pacing on top.
@@ -376,18 +490,20 @@ export class BudgetGovernor {
   /** Grants queued calls that may go now, in order within each class; schedules the next wake-up. */
   private pump(): void {
     const t = this.clock.now();
-    const blocked = new Set<BudgetClass>();
+    // A class is blocked for everyone behind a waiter that may not go yet — or, for a waiter paced
+    // by its client's share, only for that client's waiters.
+    const blocked = new Set<string>();
     let nextAt = Infinity;
     for (let i = 0; i < this.queue.length; ) {
       const w = this.queue[i];
       if (this.inFlight >= this.cfg.maxConcurrent) break;
-      if (blocked.has(w.cls)) {
+      if (blocked.has(w.cls) || (w.client !== undefined && blocked.has(`${w.cls} ${w.client}`))) {
         i++;
         continue;
       }
-      const at = this.eligibleAt(w.cls, t, 0);
+      const at = this.eligibleAt(w.cls, t, 0, w.client);
       if (at > t) {
-        blocked.add(w.cls);
+        blocked.add(w.client !== undefined && this.sharing(w.cls, w.client, t) ? `${w.cls} ${w.client}` : w.cls);
         nextAt = Math.min(nextAt, at);
         i++;
         continue;

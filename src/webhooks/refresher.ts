@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { callKey, type ApiAnswer, type ApiCall, type Source } from '../routes/call';
+import { callKey, type ApiAnswer, type ApiCall, type CallContext, type Source } from '../routes/call';
 import type { Clock } from '../upstream/budget-clock';
 import { HOUR_MS } from '../upstream/budget';
 import type { Delivery } from './delivery';
@@ -99,8 +99,8 @@ export class WarmRefresher {
 
   /** Wraps the cached source: remembers the warmable requests clients make. */
   observe(inner: Source): Source {
-    return async (call: ApiCall): Promise<ApiAnswer> => {
-      const answer = await inner(call);
+    return async (call: ApiCall, ctx?: CallContext): Promise<ApiAnswer> => {
+      const answer = await inner(call, ctx);
       // Derived answers (`/{repo}/?fields=mainbranch.name` from the stored repository) stay derived.
       const derived = /detail=derived/.test(answer.cacheStatus ?? '');
       if (!call.background && (call.method === 'GET' || call.method === 'HEAD') && call.route.id in WARM_ROUTES && answer.status === 200 && !derived) this.track(call);

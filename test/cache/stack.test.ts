@@ -118,7 +118,7 @@ describe('scans through the cache', () => {
 });
 
 describe('one cache for every client, filtered per client', () => {
-  it('shares the upstream listing between clients of different scopes and filters it for each', async () => {
+  it('shares upstream listings between clients of different scopes and shows each what it may see', async () => {
     const env = await stackWith({}, [
       { id: 'all', scope: [{ workspace: 'acme' }], permissions: ['read'] },
       { id: 'ci', scope: [{ workspace: 'acme', projects: ['CI'] } as never], permissions: ['read'] },
@@ -128,8 +128,13 @@ describe('one cache for every client, filtered per client', () => {
       const ci = await send(env.stack, 'ci', `${API}/acme?pagelen=100`);
       expect(all.json.values.map((r: any) => r.slug).sort()).toEqual(['docs-site', 'infra', 'service-api', 'service-web']);
       expect(ci.json.values.map((r: any) => r.slug).sort()).toEqual(['service-api', 'service-web']);
-      expect(ci.headers['cache-status']).toMatch(/; hit;/);
+      // A project-scoped client's listing is computed from its project's listing (what the plugin
+      // asks itself with q=project.key="CI"): shared with a plugin that asks it, stored once.
+      const plugin = await send(env.stack, 'ci', `${API}/acme?pagelen=100&q=project.key%3D%22CI%22`);
+      expect(plugin.headers['cache-status']).toMatch(/; hit;/);
+      expect((await send(env.stack, 'ci', `${API}/acme?pagelen=100`)).headers['cache-status']).toMatch(/; hit;/);
       expect(env.fake.requests.filter((r) => r.rawUrl === '/2.0/repositories/acme?pagelen=100')).toHaveLength(1);
+      expect(env.fake.requests.filter((r) => r.path === '/2.0/repositories/acme')).toHaveLength(2);
     } finally {
       await env.stop();
     }

@@ -10,6 +10,7 @@ export interface StackClient {
   id: string;
   scope: { workspace: string; projects?: string[]; repositories?: string[] }[];
   permissions?: string[];
+  budgetWeight?: number;
 }
 
 export interface Stack {
@@ -44,7 +45,7 @@ export async function startStack(
   const config = validateConfig({
     server: { http: { host: '127.0.0.1', port: 0 } },
     upstream: { apiUrl: fake.url, webUrl: fake.url, auth: { type: 'basic', username: fake.credentials.email, password: fake.credentials.apiToken } },
-    clients: clients.map((c) => ({ id: c.id, token: { sha256: sha256Hex(tokens[c.id]) }, scope: c.scope, permissions: c.permissions ?? ['read'] })),
+    clients: clients.map((c) => ({ id: c.id, token: { sha256: sha256Hex(tokens[c.id]) }, scope: c.scope, permissions: c.permissions ?? ['read'], ...(c.budgetWeight ? { budgetWeight: c.budgetWeight } : {}) })),
     ...options.config,
   });
   const { lines, stream } = logCollector();
