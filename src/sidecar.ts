@@ -1,4 +1,5 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { ClientDirectory } from './auth/clients';
 import { parseAuthorization } from './auth/credentials';
@@ -7,6 +8,9 @@ import { avatarHandler } from './upstream/avatar';
 import type { Config } from './config/schema';
 import { createGitProxy, GIT_IDLE_TIMEOUT_MS } from './git';
 import { invalidateAfterPush } from './git/push-invalidation';
+import { forkGitHandler } from './git/fork-git';
+import { ForkRepos } from './git/fork-repo';
+import { persistForkGrants } from './scope/grant-store';
 import { faceNames } from './listen/face';
 import { createPipeline, type StreamHandler } from './listen/pipeline';
 import { createLogger } from './ops/logger';
@@ -64,6 +68,8 @@ export interface Sidecar {
   shared?: Shared;
   /** Webhook relay (when `webhooks:` is configured; `queueDepth()` for metrics) and warm refresher. */
   webhooks: Webhooks;
+  /** Repositories git through a fork grant is served from (`forkGrants:`). */
+  forkRepos: ForkRepos;
   /** Git mirrors (`mirror:`): `markStale` / `refresh` are the invalidation API, `manager.usage()` the disk use. */
   mirrors: Mirrors;
   /** Prometheus registry behind /_sidecar/metrics; other stages report through it (src/ops/metrics.ts). */
@@ -149,6 +155,27 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     idleTimeoutMs: GIT_IDLE_TIMEOUT_MS,
     logger,
   });
+  // Git through a fork grant is served from a repository holding only the PR's source branch (src/git/fork-repo.ts).
+  const forkRepos = new ForkRepos({
+    dir: join(config.state.dir, 'fork-grants'),
+    webUrl: config.upstream.webUrl,
+    authorization: creds.git.header,
+    maxBytes: config.forkGrants.maxBytes,
+    maxRepositories: config.forkGrants.maxRepositories,
+    fetchTimeoutMs: config.mirror.syncTimeoutSeconds * 1000,
+    concurrency: config.mirror.concurrency,
+    logger,
+    now,
+    noteUpstream: (n) => mirrors.budget.note(n),
+    onSpawn: options.onGitSpawn,
+  });
+  const grantStore = persistForkGrants(facts, join(config.state.dir, 'fork-grants.json'), logger);
+  const forkGrantsOf = (fork: string) => facts.forkGrants(fork);
+  facts.onForkGrantsChanged(() => {
+    grantStore.changed();
+    forkRepos.reconcile(forkGrantsOf);
+  });
+  forkRepos.watch(forkGrantsOf);
   const names = faceNames(config.server.https?.hostnames ?? ['api.bitbucket.org', 'bitbucket.org']);
   metrics.trackTokens(() => clients.tokenUsage());
   metrics.trackBudget(() => budget.snapshot());
@@ -184,7 +211,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     names,
     upstream: { api: config.upstream.apiUrl, web: config.upstream.webUrl },
     limits: { maxUrlLength: config.server.maxUrlLength, maxBodyBytes: config.server.maxBodyBytes },
-    handlers: { git: invalidateAfterPush(countGitBytes(mirrors.gitHandler(git.handler), metrics), (ws, repo) => cache.invalidateRepository(ws, repo)), oauth: oauth.handler, avatar: avatarHandler({ webUrl: config.upstream.webUrl, ttlSeconds: config.cache.freshness.metadataSeconds }, () => clients), ...options.handlers },
+    handlers: { git: invalidateAfterPush(countGitBytes(forkGitHandler({ repos: forkRepos, logger }, mirrors.gitHandler(git.handler)), metrics), (ws, repo) => cache.invalidateRepository(ws, repo)), oauth: oauth.handler, avatar: avatarHandler({ webUrl: config.upstream.webUrl, ttlSeconds: config.cache.freshness.metadataSeconds }, () => clients), ...options.handlers },
     ops: (req: IncomingMessage, res: ServerResponse) => ops(req, res),
     logger,
     onFinished: (record, seconds) => metrics.observeRequest(record, seconds),
@@ -203,7 +230,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     clients: () => clients,
     reload(next: Config) {
       clients = new ClientDirectory(next.clients);
-      const needsRestart = (['server', 'tls', 'upstream', 'cache', 'webhooks', 'mirror', 'state', 'refresh'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(current[k]));
+      const needsRestart = (['server', 'tls', 'upstream', 'cache', 'webhooks', 'mirror', 'state', 'refresh', 'forkGrants'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(current[k]));
       current = { ...current, clients: next.clients };
       logger.info({ clients: next.clients.length, needsRestart }, 'configuration reloaded');
       return { applied: ['clients'], needsRestart };
@@ -214,6 +241,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     budget,
     shared,
     webhooks,
+    forkRepos,
     mirrors,
     metrics,
     readiness,
@@ -225,6 +253,8 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     },
     close: async () => {
       git.close();
+      await grantStore.close();
+      await forkRepos.close();
       await mirrors.close();
       await webhooks.close();
       await shared?.close();

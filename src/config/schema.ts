@@ -266,6 +266,17 @@ const mirrorSchema = z
   .strict()
   .default(MIRROR_DEFAULTS);
 
+// Repositories that git through a fork grant is served from (src/git/fork-repo.ts): each holds only
+// the source branches of the open pull requests a client may use on a fork.
+const FORK_GRANT_DEFAULTS = { maxBytes: 2 * 1024 ** 3, maxRepositories: 200 };
+const forkGrantsSchema = z
+  .object({
+    maxBytes: byteSize.default(FORK_GRANT_DEFAULTS.maxBytes),
+    maxRepositories: z.number().int().min(1).max(100_000).default(FORK_GRANT_DEFAULTS.maxRepositories),
+  })
+  .strict()
+  .default(FORK_GRANT_DEFAULTS);
+
 const upstreamAuth = z.discriminatedUnion('type', [
   z.object({ type: z.literal('basic'), username: z.string().min(1), password: z.string().min(1) }).strict(),
   z.object({ type: z.literal('bearer'), token: z.string().min(1) }).strict(),
@@ -334,6 +345,7 @@ export const configSchema = z
     state: stateSchema,
     refresh: refreshSchema,
     mirror: mirrorSchema,
+    forkGrants: forkGrantsSchema,
   })
   .strict()
   .superRefine((cfg, ctx) => {

@@ -28,6 +28,8 @@ export interface StreamContext {
   client?: Client;
   call?: ApiCall;
   fork?: ForkGrant;
+  /** Git through a fork: every grant the client may use on it. */
+  forkGrants?: ForkGrant[];
   match: RouteMatch;
   target: CanonicalTarget;
   bases: LinkBases;
@@ -201,7 +203,7 @@ export function createPipeline(deps: PipelineDeps) {
     if (match.route.handler === 'git') {
       const h = deps.handlers.git;
       if (!h) return fail(res, match.route, 404, 'Repository not found', {}, head);
-      return h(req, res, { client, call: verdict.call, fork: verdict.fork, match, target, bases, audit: record });
+      return h(req, res, { client, call: verdict.call, fork: verdict.fork, forkGrants: verdict.forkGrants, match, target, bases, audit: record });
     }
     if (match.route.handler === 'identity') {
       const user = Buffer.from(JSON.stringify(syntheticUser(client!, bases.clientApi)));

@@ -4,25 +4,22 @@
  * fetched first when it is not (a webhook said the repository changed, or it is older than
  * `freshSeconds`), waiting at most `waitSeconds` — and the `git-upload-pack` POSTs that follow go
  * where their `info/refs` went: the wants a client sends are the ones it was advertised, so the
- * conversation stays with one side. A push through the sidecar marks the mirror stale. Everything else (pushes, fork sources of pull requests,
+ * conversation stays with one side. A push through the sidecar marks the mirror stale. Everything else (pushes,
  * repositories without a mirror, a mirror that could not be refreshed) streams to Bitbucket as
- * before. The scope gate ran before this handler.
+ * before; fork sources of pull requests are answered before this handler (src/git/fork-git.ts).
+ * The scope gate ran before this handler.
  *
- * Served by `git upload-pack --stateless-rpc` on the mirror (protocol v0 and v2, gzip request
- * bodies), pack data streamed with backpressure, the child killed when the client goes away.
+ * Served by `git upload-pack --stateless-rpc` on the mirror (serve-pack.ts).
  */
-import { spawn } from 'node:child_process';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { createGunzip } from 'node:zlib';
 import type { Logger } from 'pino';
 import type { StreamContext, StreamHandler } from '../listen/pipeline';
 import type { GitBudget } from './budget';
-import { mirrorGitEnv } from './git-run';
+import { serveUploadPack } from './serve-pack';
 import type { MirrorManager, MirrorState } from './manager';
 import { BoundedMap } from './objects';
 
-const GIT_PROTOCOL = /^[A-Za-z0-9._-]+(=[A-Za-z0-9._-]*)?(:[A-Za-z0-9._-]+(=[A-Za-z0-9._-]*)?)*$/;
 /** How long a client's `info/refs` decides where its POSTs go. */
 const STICKY_MS = 10 * 60_000;
 export const MIRROR_GIT_STATUS = 'bitbucket-sidecar; hit; detail=mirror';
@@ -44,10 +41,6 @@ export interface MirrorGitDeps {
 }
 
 type Decision = { mirror: boolean; at: number };
-
-function pkt(line: string): string {
-  return `${(line.length + 4).toString(16).padStart(4, '0')}${line}`;
-}
 
 export function mirrorGitHandler(deps: MirrorGitDeps, upstream: StreamHandler): StreamHandler {
   const now = deps.now ?? Date.now;
@@ -105,73 +98,12 @@ export function mirrorGitHandler(deps: MirrorGitDeps, upstream: StreamHandler): 
 
   function serve(req: IncomingMessage, res: ServerResponse, ctx: StreamContext, st: MirrorState, advertise: boolean): Promise<void> {
     ctx.audit.cache = MIRROR_GIT_STATUS;
-    const header = req.headers['git-protocol'];
-    const protocol = typeof header === 'string' && header.length <= 256 && GIT_PROTOCOL.test(header) ? header : undefined;
-    const v2 = protocol !== undefined && /(^|:)version=2(:|$)/.test(protocol);
-    const args = ['-c', 'uploadpack.allowAnySHA1InWant=true', 'upload-pack', '--stateless-rpc', '--strict', ...(advertise ? ['--advertise-refs'] : []), st.dir];
     serving++;
+    const failure = 'The sidecar could not serve this repository from its mirror; try again.';
     return deps.manager
-      .using(
-        st,
-        () =>
-          new Promise<void>((resolve) => {
-            const child = spawn('git', args, { env: mirrorGitEnv({ GIT_PROTOCOL: protocol }), stdio: ['pipe', 'pipe', 'pipe'] });
-            let finished = false;
-            const done = () => {
-              if (finished) return;
-              finished = true;
-              resolve();
-            };
-            const errors: Buffer[] = [];
-            child.stderr.on('data', (c: Buffer) => {
-              if (errors.length < 16) errors.push(c);
-            });
-            child.stdin.on('error', () => undefined);
-            child.on('error', (e) => {
-              log.warn({ repository: `${st.ws}/${st.repo}`, err: e.message }, 'git upload-pack could not start');
-              if (!res.headersSent) sendText(res, 500, 'The sidecar could not serve this repository from its mirror; try again.');
-              else res.destroy();
-              done();
-            });
-            res.once('close', () => {
-              if (!res.writableFinished) child.kill('SIGKILL');
-              done();
-            });
-            child.on('close', (code) => {
-              if (code !== 0 && !res.writableFinished) {
-                log.warn({ repository: `${st.ws}/${st.repo}`, code, err: Buffer.concat(errors).toString('utf8').trim().slice(0, 300) }, 'git upload-pack on the mirror failed');
-                if (!res.headersSent) sendText(res, 500, 'The sidecar could not serve this repository from its mirror; try again.');
-                else res.destroy();
-              }
-              done();
-            });
-
-            res.writeHead(200, {
-              'content-type': advertise ? 'application/x-git-upload-pack-advertisement' : 'application/x-git-upload-pack-result',
-              'cache-control': 'no-cache, max-age=0, must-revalidate',
-            });
-            if (advertise && !v2) res.write(`${pkt('# service=git-upload-pack\n')}0000`);
-            child.stdout.pipe(res);
-            if (advertise || req.method === 'HEAD') {
-              req.resume();
-              child.stdin.end();
-            } else if (/^\s*(x-)?gzip\s*$/i.test(String(req.headers['content-encoding'] ?? ''))) {
-              const gunzip = createGunzip();
-              gunzip.on('error', () => child.kill('SIGKILL'));
-              req.pipe(gunzip).pipe(child.stdin);
-            } else {
-              req.pipe(child.stdin);
-            }
-          }),
-      )
+      .using(st, () => serveUploadPack(req, res, { dir: st.dir, advertise, config: ['uploadpack.allowAnySHA1InWant=true'], log, repository: `${st.ws}/${st.repo}`, failure }))
       .finally(() => {
         serving--;
       });
   }
-}
-
-function sendText(res: ServerResponse, status: number, message: string): void {
-  const body = Buffer.from(`${message}\n`);
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length, 'cache-control': 'no-cache' });
-  res.end(body);
 }

@@ -20,12 +20,41 @@ export interface ForkGrant {
 
 const PROJECT_TTL_MS = 5 * 60_000;
 export const FORK_GRANT_TTL_MS = 6 * 60 * 60_000;
+/** Forks with grants, and grants per fork, held at most (the oldest fork is forgotten first). */
+export const MAX_GRANTED_FORKS = 10_000;
+export const MAX_GRANTS_PER_FORK = 100;
+
+/** A fork grant as it is persisted (src/scope/grant-store.ts): the grant and the fork it opens. */
+export interface StoredForkGrant extends ForkGrant {
+  fork: string;
+}
+
+/** fork → grants, bounded, telling a listener about every change (grants are persisted and back repositories on disk). */
+class GrantTable extends Map<string, ForkGrant[]> {
+  onChange?: () => void;
+
+  override set(fork: string, grants: ForkGrant[]): this {
+    if (!this.has(fork) && this.size >= MAX_GRANTED_FORKS) {
+      const oldest = this.keys().next().value;
+      if (oldest !== undefined) super.delete(oldest);
+    }
+    super.set(fork, grants.length > MAX_GRANTS_PER_FORK ? grants.slice(-MAX_GRANTS_PER_FORK) : grants);
+    this.onChange?.();
+    return this;
+  }
+
+  override delete(fork: string): boolean {
+    const had = super.delete(fork);
+    if (had) this.onChange?.();
+    return had;
+  }
+}
 
 export class ScopeFacts {
   private readonly workspaceByUuid = new Map<string, string>();
   private readonly repoByUuid = new Map<string, string>(); // uuid → "ws/repo"
   private readonly projects = new Map<string, { key: string | null; at: number }>();
-  private readonly forks = new Map<string, ForkGrant[]>(); // "ws/repo" of the fork → grants
+  private readonly forks = new GrantTable(); // "ws/repo" of the fork → grants
 
   constructor(readonly now: () => number = Date.now) {}
 
@@ -52,12 +81,69 @@ export class ScopeFacts {
   confirmForkCommit(fork: string, hash: string): void {
     const full = hash.toLowerCase();
     if (!/^[0-9a-f]{40}$/.test(full)) return;
-    for (const g of this.forks.get(fork.toLowerCase()) ?? []) if (full.startsWith(g.commit)) g.fullCommit = full;
+    let changed = false;
+    for (const g of this.forks.get(fork.toLowerCase()) ?? []) {
+      if (full.startsWith(g.commit) && g.fullCommit !== full) {
+        g.fullCommit = full;
+        changed = true;
+      }
+    }
+    if (changed) this.forks.onChange?.();
+  }
+
+  /** Called after every change to the fork grants (one listener: the sidecar fans it out). */
+  onForkGrantsChanged(listener: () => void): void {
+    this.forks.onChange = listener;
+  }
+
+  /** Every grant still within its TTL, with its fork (for persisting them). */
+  allForkGrants(): StoredForkGrant[] {
+    const now = this.now();
+    const out: StoredForkGrant[] = [];
+    for (const [fork, grants] of this.forks) for (const g of grants) if (now - g.learnedAt < FORK_GRANT_TTL_MS) out.push({ ...g, fork });
+    return out;
+  }
+
+  /**
+   * Grants persisted by an earlier run: each keeps the time it was learned, so its TTL counts from
+   * then; one past its TTL (or learned "in the future") is not restored, and a grant learned since
+   * start for the same pull request wins.
+   */
+  restoreForkGrants(stored: readonly StoredForkGrant[]): number {
+    const now = this.now();
+    let restored = 0;
+    for (const { fork, ...g } of stored) {
+      if (now - g.learnedAt >= FORK_GRANT_TTL_MS || g.learnedAt > now + 60_000) continue;
+      const key = fork.toLowerCase();
+      const current = this.forks.get(key) ?? [];
+      if (current.some((c) => c.target === g.target && c.prId === g.prId)) continue;
+      this.forks.set(key, [...current, { ...g }]);
+      restored++;
+    }
+    return restored;
+  }
+
+  /**
+   * Forgets the grant of one pull request (declined, merged, or its source moved): the one removal
+   * method — the fork's repository on disk goes with it (through the change listener).
+   */
+  dropForkGrant(target: string, prId: number): boolean {
+    const t = target.toLowerCase();
+    let dropped = false;
+    for (const [fork, grants] of [...this.forks]) {
+      const kept = grants.filter((g) => g.target !== t || g.prId !== prId);
+      if (kept.length === grants.length) continue;
+      dropped = true;
+      if (kept.length) this.forks.set(fork, kept);
+      else this.forks.delete(fork);
+    }
+    return dropped;
   }
 
   dropGrantsExcept(target: string, openIds: ReadonlySet<number>): void {
-    for (const [fork, grants] of this.forks) {
+    for (const [fork, grants] of [...this.forks]) {
       const kept = grants.filter((g) => g.target !== target || openIds.has(g.prId));
+      if (kept.length === grants.length) continue;
       if (kept.length) this.forks.set(fork, kept);
       else this.forks.delete(fork);
     }

@@ -8,7 +8,7 @@ import type { ForkGrant, ScopeFacts } from './facts';
 import { decideRepository, workspaceInScope } from './policy';
 
 export type GateResult =
-  | { ok: true; call: ApiCall; fork?: ForkGrant }
+  | { ok: true; call: ApiCall; fork?: ForkGrant; /** git through a fork: every grant the client may use on it (`fork` is the first). */ forkGrants?: ForkGrant[] }
   | { ok: false; status: 403 | 404 | 502; message: string };
 
 /** Deliberately says nothing about what exists: the same text whether absent or out of scope. */
@@ -128,8 +128,8 @@ export class ScopeGate {
     if (decision === 'error') return { ok: false, status: 502, message: 'Bitbucket could not be asked which project this repository belongs to; try again.' };
     if (decision === 'allow') return permitted();
 
-    const fork = await this.forkAccess(client, match, ws, repo, rawQuery);
-    if (fork && need === 'read' && client.permissions.has('read')) return { ok: true, call: build(), fork };
+    const grants = await this.forkAccess(client, match, ws, repo, rawQuery);
+    if (grants.length && need === 'read' && client.permissions.has('read')) return { ok: true, call: build(), fork: grants[0], ...(match.route.forkAccess === 'git' ? { forkGrants: grants } : {}) };
     return deny();
   }
 
@@ -155,19 +155,24 @@ export class ScopeGate {
     return decideRepository(client, ws, repo, project === undefined ? null : project) === 'allow' ? 'allow' : 'deny';
   }
 
-  private async forkAccess(client: Client, match: RouteMatch, ws: string, repo: string, rawQuery: readonly [string, string][]): Promise<ForkGrant | undefined> {
+  /**
+   * The grants that open this request on a fork: the first that fits for REST routes; for git all
+   * the client may use (git is served from a repository holding exactly their source branches).
+   */
+  private async forkAccess(client: Client, match: RouteMatch, ws: string, repo: string, rawQuery: readonly [string, string][]): Promise<ForkGrant[]> {
     const kind = match.route.forkAccess;
-    if (!kind) return undefined;
+    if (!kind) return [];
+    const git: ForkGrant[] = [];
     for (const grant of this.facts.forkGrants(`${ws}/${repo}`)) {
       const [tws, trepo] = grant.target.split('/');
       if ((await this.decide(client, tws, trepo)) !== 'allow') continue;
       const p = match.params;
-      if (kind === 'branch' && p.name === grant.branch) return grant;
-      if (kind === 'commit' && p.hash && namesForkCommit(p.hash, grant)) return grant;
-      if (kind === 'src' && p.rev && /^[0-9a-f]{7,40}$/i.test(p.rev) && namesForkCommit(p.rev, grant) && !rawQuery.some(([k]) => k === 'at')) return grant;
-      if (kind === 'git') return grant;
+      if (kind === 'branch' && p.name === grant.branch) return [grant];
+      if (kind === 'commit' && p.hash && namesForkCommit(p.hash, grant)) return [grant];
+      if (kind === 'src' && p.rev && /^[0-9a-f]{7,40}$/i.test(p.rev) && namesForkCommit(p.rev, grant) && !rawQuery.some(([k]) => k === 'at')) return [grant];
+      if (kind === 'git') git.push(grant);
     }
-    return undefined;
+    return git;
   }
 
   /** At most one upstream call per workspace of the client's scope; a miss is remembered for a minute. */

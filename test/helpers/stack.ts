@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { mintToken, sha256Hex } from '../../src/auth/tokens';
 import { validateConfig } from '../../src/config/load';
@@ -42,8 +45,11 @@ export async function startStack(
   const fake = options.fakeInstance ?? (await startFakeBitbucket(options.fake ?? { seed: 'demo' }));
   const tokens: Record<string, string> = {};
   for (const c of clients) tokens[c.id] = mintToken();
+  // A state directory of its own unless the test names one (fork grants persist there).
+  const ownState = options.config?.state === undefined ? mkdtempSync(join(tmpdir(), 'sidecar-state-')) : undefined;
   const config = validateConfig({
     server: { http: { host: '127.0.0.1', port: 0 } },
+    ...(ownState ? { state: { dir: ownState } } : {}),
     upstream: { apiUrl: fake.url, webUrl: fake.url, auth: { type: 'basic', username: fake.credentials.email, password: fake.credentials.apiToken } },
     clients: clients.map((c) => ({ id: c.id, token: { sha256: sha256Hex(tokens[c.id]) }, scope: c.scope, permissions: c.permissions ?? ['read'], ...(c.budgetWeight ? { budgetWeight: c.budgetWeight } : {}) })),
     ...options.config,
@@ -59,6 +65,7 @@ export async function startStack(
     async stop() {
       await running.stop(500);
       if (!options.fakeInstance) await fake.close();
+      if (ownState) rmSync(ownState, { recursive: true, force: true });
     },
   };
 }
