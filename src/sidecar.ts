@@ -19,7 +19,7 @@ import { countGitBytes, countUpstreamCalls, createMetrics, METRIC_PREFIX, type S
 import { createReadiness, type Readiness } from './ops/readiness';
 import { opsRouter } from './ops/routes';
 import type { Source } from './routes/call';
-import { ScopeFacts } from './scope/facts';
+import { dropClosedGrants, ScopeFacts } from './scope/facts';
 import { ScopeGate } from './scope/gate';
 import { learningSource } from './scope/learn';
 import { UpstreamClient } from './upstream/client';
@@ -135,18 +135,16 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     now,
     onSpawn: options.onGitSpawn,
   });
-  // Every cache invalidation (webhook relay, our writes) also marks the repository's mirror stale.
-  const invalidateTags = cache.invalidateTags.bind(cache);
-  cache.invalidateTags = (tags) => {
+  // Every invalidation, this sidecar's (webhook relay, our writes) or one another sidecar published
+  // (cache.shared.redis), marks the repository's mirror stale and ends the fork grants of closed PRs.
+  cache.onInvalidated((tags) => {
     mirrors.onInvalidatedTags(tags);
-    return invalidateTags(tags);
-  };
-  // …and so does one another sidecar published (cache.shared.redis): its webhook was about this repository too.
-  shared?.tier.onInvalidation((tags) => mirrors.onInvalidatedTags(tags));
+    dropClosedGrants(facts, tags);
+  });
   const behindCache = mirrors.source(metered);
   const webhooks = createWebhooks(config, { clients: () => clients.clients, facts, cache, upstream: behindCache, budget, clock, logger, userAgent: `bitbucket-sidecar/${VERSION}` });
   const source = learningSource(webhooks.observe(cache.wrap(behindCache)), facts);
-  const gate = new ScopeGate(facts, source);
+  const gate = new ScopeGate(facts, source, config.cache.freshness.listSeconds * 1000);
   const git = createGitProxy({
     webUrl: config.upstream.webUrl,
     authorization: creds.git.header,

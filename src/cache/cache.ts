@@ -93,7 +93,24 @@ export class ResponseCache {
   ) {
     this.now = deps.now ?? Date.now;
     this.store = new CacheStore(settings.maxBytes, this.now, memoShare(settings.maxBytes));
-    deps.shared?.onInvalidation((tags) => this.markInvalidated(tags));
+    deps.shared?.onInvalidation((tags) => {
+      this.markInvalidated(tags);
+      this.announce(tags);
+    });
+  }
+
+  private readonly listeners: ((tags: readonly string[]) => void)[] = [];
+
+  /**
+   * Hears every invalidation, this sidecar's and those other sidecars published (mirrors mark
+   * repositories stale, fork grants end with their pull request).
+   */
+  onInvalidated(listener: (tags: readonly string[]) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private announce(tags: readonly string[]): void {
+    for (const l of this.listeners) l(tags);
   }
 
   /** The cache stage in front of `inner` (budget → upstream). */
@@ -140,6 +157,7 @@ export class ResponseCache {
   invalidateTags(tags: readonly string[]): number {
     const n = this.markInvalidated(tags);
     this.deps.shared?.invalidate(tags);
+    this.announce(tags);
     return n;
   }
 

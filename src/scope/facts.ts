@@ -216,6 +216,19 @@ function walk(value: unknown, visit: (o: Record<string, unknown>) => void, depth
   }
 }
 
+/** The invalidation tag that says a pull request was declined or merged: its fork grant ends. */
+export function pullRequestClosedTag(target: string, prId: number): string {
+  return `pr-closed:${target.toLowerCase()}#${prId}`;
+}
+
+/** Ends the grants named by `pr-closed:` tags (published by the relay of any sidecar). */
+export function dropClosedGrants(facts: ScopeFacts, tags: readonly string[]): void {
+  for (const t of tags) {
+    const m = /^pr-closed:([^#]+)#(\d+)$/.exec(t);
+    if (m) facts.dropForkGrant(m[1], Number(m[2]));
+  }
+}
+
 /** After a complete list of open pull requests into `target`, forget forks that no longer have one. */
 export function reconcileOpenPullRequests(facts: ScopeFacts, target: string, openIds: ReadonlySet<number>): void {
   facts.dropGrantsExcept(target.toLowerCase(), openIds);

@@ -57,6 +57,8 @@ export class ScopeGate {
     private readonly facts: ScopeFacts,
     /** Source used for the gate's own look-ups (workspace, listing, repository). */
     private readonly lookup: Source,
+    /** Age past which a fork grant is checked again before use: the pull request list's freshness. */
+    private readonly grantRecheckMs = 30_000,
   ) {}
 
   /**
@@ -166,6 +168,7 @@ export class ScopeGate {
     for (const grant of this.facts.forkGrants(`${ws}/${repo}`)) {
       const [tws, trepo] = grant.target.split('/');
       if ((await this.decide(client, tws, trepo)) !== 'allow') continue;
+      if (!(await this.stillOpen(client, `${ws}/${repo}`, grant))) continue;
       const p = match.params;
       if (kind === 'branch' && p.name === grant.branch) return [grant];
       if (kind === 'commit' && p.hash && namesForkCommit(p.hash, grant)) return [grant];
@@ -173,6 +176,20 @@ export class ScopeGate {
       if (kind === 'git') git.push(grant);
     }
     return git;
+  }
+
+  /**
+   * A grant older than the pull request list's freshness is checked again before it is used: one
+   * read of that pull request (cached like the list), which renews the grant or — declined, merged,
+   * gone — ends it. Without webhooks, a grant so outlives its pull request by that long at most.
+   * An upstream failure other than 404 keeps the grant (a fork build survives a Bitbucket hiccup).
+   */
+  private async stillOpen(client: Client, fork: string, grant: ForkGrant): Promise<boolean> {
+    if (this.facts.now() - grant.learnedAt < this.grantRecheckMs) return true;
+    const [ws, repo] = grant.target.split('/');
+    const answer = await this.lookup({ method: 'GET', route: route('pullrequest'), params: { ws, repo, id: String(grant.prId) }, trailingSlash: false, query: [] }, { client: client.id });
+    if (answer.status === 404) this.facts.dropForkGrant(grant.target, grant.prId);
+    return this.facts.forkGrants(fork).some((g) => g.target === grant.target && g.prId === grant.prId);
   }
 
   /** At most one upstream call per workspace of the client's scope; a miss is remembered for a minute. */

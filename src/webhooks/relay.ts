@@ -5,6 +5,7 @@ import { BodyTooLarge, readBody } from '../listen/body';
 import type { Clock } from '../upstream/budget-clock';
 import { BadDelivery, FORWARDED_EVENTS, parseDelivery, type Delivery } from './delivery';
 import { Forwarder, type ForwarderStats } from './forwarder';
+import { pullRequestClosedTag } from '../scope/facts';
 import { invalidateFor, type Invalidator } from './invalidate';
 import { DeliveryQueue } from './queue';
 import { verifySignature } from './signature';
@@ -160,6 +161,11 @@ export class WebhookRelay {
     // Before anything is forwarded: Jenkins' follow-up requests must not see the old state.
     const marked = invalidateFor(this.deps.cache, d);
     this.stats.invalidated += marked;
+    // A signed word that a pull request was declined or merged ends its fork grant at once, on
+    // every sidecar sharing state (the tag travels with the invalidations).
+    if (verified && d.pullRequest && (d.eventKey === 'pullrequest:rejected' || d.eventKey === 'pullrequest:fulfilled')) {
+      this.deps.cache.invalidateTags([pullRequestClosedTag(full, d.pullRequest.id)]);
+    }
     if (verified && inScope.length > 0) this.deps.onDelivery?.(d, now);
 
     const base = { event: d.eventKey, requestUuid: d.requestUuid, repository: full };
