@@ -77,7 +77,7 @@ export interface ForkRepoLease {
 }
 
 /** Branch names git accepts and that cannot turn a refspec into a pattern or an option. */
-const BRANCH = /^(?!-)(?!.*\.\.)(?!.*@\{)(?!.*\/\/)(?!.*\.lock(\/|$))(?!.*\/\.)(?!\.)[^\s~^:?*[\\\x00-\x1f\x7f]{1,255}(?<![/.])$/;
+const BRANCH = /^(?![-/])(?!.*\.\.)(?!.*@\{)(?!.*\/\/)(?!.*\.lock(\/|$))(?!.*\/\.)(?!\.)[^\s~^:?*[\\\x00-\x1f\x7f]{1,255}(?<![/.])$/;
 const SLUG = /^[a-z0-9._-]{1,128}$/;
 
 export function branchAllowed(branch: string): boolean {

@@ -8,7 +8,8 @@ import { API, startMirrorStack, until, type MirrorStack } from './helpers';
 /**
  * Clones from the mirror with real git (v0 and v2, full and shallow): once the mirror is fresh a
  * clone costs Bitbucket nothing; a webhook makes the next clone or fetch refresh the mirror first;
- * a pull request's fork source (readable only through the PR) is streamed from Bitbucket as before.
+ * a pull request's fork source (readable only through the PR) is served from its grant repository
+ * (src/git/fork-repo.ts), never from a mirror.
  */
 describe('clones served from the mirror', () => {
   let s: MirrorStack;
@@ -75,7 +76,7 @@ describe('clones served from the mirror', () => {
     expect(seen).toEqual(['GET /acme/service-web.git/info/refs', 'POST /acme/service-web.git/git-upload-pack']);
   });
 
-  it("a pull request's fork source is streamed from Bitbucket and never mirrored", async () => {
+  it("a pull request's fork source is fetched from Bitbucket for its grant and never mirrored", async () => {
     await s.plugin.getAll(`${API}/acme/service-api/pullrequests?pagelen=50`);
     const from = s.fake.requests.length;
     const into = dir();

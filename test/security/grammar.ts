@@ -17,6 +17,12 @@ export interface Known {
   mainHash: string;
   /** The hook registered on acme/service-api. */
   hookUuid: string;
+  /**
+   * Commits for git wants through the fork grant: `allowed` are reachable from the PR's source
+   * branch; `forbidden` are the heads of the fork's other branches (and of an out-of-scope
+   * repository) — no answer through the grant may carry a pack for a want of one of them.
+   */
+  gitWants: { allowed: string[]; forbidden: string[] };
 }
 
 export type Credential =
@@ -257,7 +263,7 @@ export const TEMPLATES: Template[] = [
   { t: '/2.0/repositories/{fws}/{frepo}/commit/{hash}/statuses/build', weight: 1, methods: ['POST'] },
   { t: '/2.0/repositories/{fws}/{frepo}/hooks', weight: 1, methods: ['GET', 'POST'] },
   { t: '/{fws}/{frepo}.git/info/refs', weight: 2 },
-  { t: '/{fws}/{frepo}.git/git-upload-pack', weight: 1, methods: ['POST'] },
+  { t: '/{fws}/{frepo}.git/git-upload-pack', weight: 4, methods: ['POST'] },
   { t: '/{fws}/{frepo}.git/git-receive-pack', weight: 1, methods: ['POST'] },
   { t: '/site/oauth2/access_token', weight: 2, methods: ['POST', 'POST', 'GET'] },
   { t: '/site/oauth2/authorize', weight: 1 },
@@ -530,6 +536,34 @@ const EXTRA_HEADERS: [string, string][] = [
   ['Content-Type', 'application/x-www-form-urlencoded'],
 ];
 
+function pktLine(line: string): string {
+  return `${(line.length + 4).toString(16).padStart(4, '0')}${line}`;
+}
+
+/**
+ * An upload-pack request body wanting some of the known commits (v0, or v2 `command=fetch`, which
+ * caseArb pairs with `Git-Protocol: version=2`), with the capabilities and extras git sends.
+ */
+export function wantBodyArb(k: Known): fc.Arbitrary<string> {
+  const sha = fc.oneof(
+    { weight: 3, arbitrary: fc.constantFrom(...k.gitWants.allowed) },
+    { weight: 4, arbitrary: fc.constantFrom(...k.gitWants.forbidden) },
+    { weight: 1, arbitrary: fc.stringMatching(/^[0-9a-f]{40}$/) },
+  );
+  const extra = fc.subarray(['deepen 1', 'filter blob:none', 'no-progress', 'ofs-delta', 'thin-pack', `have ${k.mainHash}`, `shallow ${k.forkCommitFull}`]);
+  return fc.record({ v2: fc.boolean(), wants: fc.array(sha, { minLength: 1, maxLength: 4 }), extra, done: fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }) }).map(({ v2, wants, extra: more, done }) => {
+    if (v2) {
+      const args = [...wants.map((w) => `want ${w}\n`), ...more.map((m) => `${m}\n`), ...(done ? ['done\n'] : [])];
+      return `${pktLine('command=fetch\n')}${pktLine('agent=git/2.39.5\n')}0001${args.map(pktLine).join('')}0000`;
+    }
+    const caps = ' multi_ack_detailed side-band-64k ofs-delta agent=git/2.39.5';
+    const lines = wants.map((w, i) => `want ${w}${i === 0 ? caps : ''}\n`);
+    const shallow = more.filter((m) => m.startsWith('deepen') || m.startsWith('shallow')).map((m) => `${m}\n`);
+    const haves = more.filter((m) => m.startsWith('have')).map((m) => `${m}\n`);
+    return `${[...lines, ...shallow].map(pktLine).join('')}0000${haves.map(pktLine).join('')}${done ? pktLine('done\n') : '0000'}`;
+  });
+}
+
 function bodyArb(template: string, k: Known): fc.Arbitrary<string | undefined> {
   const status = JSON.stringify({ state: 'SUCCESSFUL', key: 'fuzz', url: 'https://ci.example/job/1', name: 'fuzz build', description: 'fuzz' });
   const hook = JSON.stringify({ description: 'Jenkins hook', url: 'https://ci.example/bitbucket-scmsource-hook/notify', active: true, events: ['repo:push'] });
@@ -537,6 +571,7 @@ function bodyArb(template: string, k: Known): fc.Arbitrary<string | undefined> {
   const general = pick(undefined, '', '{}', 'null', '{"state":', 'grant_type=client_credentials', '0000', '0032want 0000000000000000000000000000000000000000\n00000009done\n', '\u0000\u0001\u0002', '[]');
   if (template.endsWith('statuses/build')) return fc.oneof({ weight: 5, arbitrary: fc.constant(status) }, { weight: 1, arbitrary: fc.constant(smuggling) }, { weight: 2, arbitrary: general });
   if (template.includes('/hooks')) return fc.oneof({ weight: 4, arbitrary: fc.constant(hook) }, { weight: 2, arbitrary: general });
+  if (template === '/{fws}/{frepo}.git/git-upload-pack') return fc.oneof({ weight: 5, arbitrary: wantBodyArb(k) }, { weight: 1, arbitrary: general });
   if (template.includes('oauth2')) return fc.oneof({ weight: 4, arbitrary: fc.constant('grant_type=client_credentials') }, { weight: 1, arbitrary: general });
   void k;
   return general;
@@ -647,7 +682,7 @@ export function caseArb(k: Known, clients: string[]): fc.Arbitrary<Case> {
           target,
           hosts: r.hosts,
           credential: r.credential,
-          headers: r.headers,
+          headers: gitBodyHeaders(r.headers, sendsBody),
           body: sendsBody,
           chunked: r.chunked && sendsBody !== undefined,
           free: free.map((f) => f.toLowerCase()).filter(Boolean),
@@ -655,4 +690,13 @@ export function caseArb(k: Known, clients: string[]): fc.Arbitrary<Case> {
         } satisfies Case;
       }),
   );
+}
+
+/** A generated upload-pack body goes with the headers git sends for it (else it never reaches upload-pack). */
+function gitBodyHeaders(headers: [string, string][], body: string | undefined): [string, string][] {
+  if (body === undefined || !/^[0-9a-f]{4}(want|command=fetch)/.test(body)) return headers;
+  const out = headers.filter(([k]) => k !== 'Content-Type' && k !== 'Git-Protocol' && k !== 'Content-Encoding');
+  out.push(['Content-Type', 'application/x-git-upload-pack-request']);
+  if (body.includes('command=fetch')) out.push(['Git-Protocol', 'version=2']);
+  return out;
 }

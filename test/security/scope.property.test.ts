@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { mintOAuthConsumer, mintToken, sha256Hex } from '../../src/auth/tokens';
 import { startFakeBitbucket, type LoggedRequest } from '../../src/fake-bitbucket';
+import { runGit } from '../git/helpers';
 import { basicAuth, startStack, type Stack } from '../helpers/stack';
 import { caseArb, type Case, type Known } from './grammar';
 import { exchange, isBitbucketError, type WireResponse } from './wire';
@@ -17,7 +18,9 @@ import { exchange, isBitbucketError, type WireResponse } from './wire';
  *      acme/service-api legitimately names its source fork jdoe/service-api-fork);
  *  (c) every error is Bitbucket-shaped JSON (git routes: text/plain; the OAuth endpoint: OAuth's
  *      error shape), and no answer is a redirect;
- *  (d) the process never crashes: health stays 200.
+ *  (d) the process never crashes: health stays 200;
+ *  (e) a git want through the fork grant of a commit its source branch does not reach (another
+ *      branch of the fork, an out-of-scope repository) never gets a pack.
  *
  * `npm test` runs a few thousand cases; `npm run fuzz` (FUZZ_RUNS) runs the same properties at
  * ≥ 100,000 and prints the count.
@@ -31,7 +34,7 @@ const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined;
 const TIME_BUDGET = FUZZ > 0 ? 10 * 3_600_000 : 120_000;
 
 const debugMessages = new Map<string, number>();
-const counts = { cases: 0, upstream: 0, forkUpstream: 0, writesUpstream: 0, statuses: new Map<number, number>() };
+const counts = { cases: 0, upstream: 0, forkUpstream: 0, writesUpstream: 0, forkWants: 0, statuses: new Map<number, number>() };
 
 interface Env {
   stack: Stack;
@@ -56,6 +59,8 @@ async function setup(clients: { id: string; scope: unknown[]; permissions: strin
   const expiredToken = mintToken();
   const consumer = mintOAuthConsumer();
   const fake = await startFakeBitbucket({ seed: 'demo' });
+  // Unrelated work on the fork: never reachable through the grant of PR #2.
+  const privateHead = await fake.pushCommit('jdoe', 'service-api-fork', 'private/work', { 'private.txt': 'private\n' }, 'private work');
   const started = await startStack([], {
     fakeInstance: fake,
     config: {
@@ -101,6 +106,7 @@ async function setup(clients: { id: string; scope: unknown[]; permissions: strin
   const ws = (slug: string) => m.workspaces.find((w) => w.slug === slug)!.uuid;
   const repo = (full: string) => m.repositories.find((r) => `${r.workspace}/${r.slug}` === full)!.uuid;
   const hook = m.hooks.find((h) => h.repository === repo('acme/service-api'))!;
+  const gitWants = await wantsOf(stack, forkBranch.target.hash, privateHead);
   const known: Known = {
     uuids: {
       acme: ws('acme'),
@@ -118,10 +124,38 @@ async function setup(clients: { id: string; scope: unknown[]; permissions: strin
     forkCommitFull: forkBranch.target.hash,
     mainHash: main.target.hash,
     hookUuid: hook.uuid,
+    gitWants,
   };
   const writers = new Set(clients.filter((c) => c.permissions.some((p) => p !== 'read')).map((c) => c.id));
   const pushers = new Set(clients.filter((c) => c.permissions.includes('git:push')).map((c) => c.id));
   return { stack, tokens, expiredToken, consumer, issued, reachable, writers, pushers, known };
+}
+
+/** Heads of the fork (and of an out-of-scope repository) split by whether the PR source branch reaches them. */
+async function wantsOf(stack: Stack, source: string, privateHead: string): Promise<Known['gitWants']> {
+  const heads = async (repo: string) => {
+    const r = await runGit(['ls-remote', '--heads', `${stack.fake.url}/${repo}.git`], { token: stack.fake.credentials.apiToken });
+    if (r.code !== 0) throw new Error(`ls-remote ${repo}: ${r.stderr}`);
+    return r.stdout.trim().split('\n').map((l) => l.split('\t')[0]);
+  };
+  const forkDir = `${(stack.fake as { dataDir?: string }).dataDir}/repos/jdoe/service-api-fork.git`;
+  const allowed = new Set<string>([source]);
+  const forbidden = new Set<string>([privateHead, ...(await heads('jdoe/secret-notes'))]);
+  for (const h of await heads('jdoe/service-api-fork')) {
+    const reachable = (await runGit(['--git-dir', forkDir, 'merge-base', '--is-ancestor', h, source])).code === 0;
+    (reachable ? allowed : forbidden).add(h);
+  }
+  for (const h of allowed) forbidden.delete(h);
+  return { allowed: [...allowed], forbidden: [...forbidden] };
+}
+
+/** (e) A want of a commit the fork grant does not reach never gets a pack. */
+function checkWants(env: Env, c: Case, res: WireResponse, problems: string[]): void {
+  if (c.template !== '/{fws}/{frepo}.git/git-upload-pack' || c.body === undefined) return;
+  const wanted = [...c.body.matchAll(/want ([0-9a-f]{40})/g)].map((m) => m[1]);
+  const bad = wanted.filter((w) => env.known.gitWants.forbidden.includes(w));
+  counts.forkWants++;
+  if (bad.length && res.raw.includes('PACK')) problems.push(`(e) a pack answered a want of ${bad.join(', ')}, outside the fork grant`);
 }
 
 function authorizationFor(env: Env, c: Case): string | undefined {
@@ -366,7 +400,10 @@ async function runCase(env: Env, c: Case): Promise<void> {
   if (FUZZ > 0 && counts.cases % 10_000 === 0) process.stdout.write(`scope properties: ${counts.cases} cases so far\n`);
   const problems: string[] = [];
   if (!r.response) problems.push(`(d) no HTTP answer (${r.ended}${r.error ? ` ${r.error}` : ''})`);
-  else checkResponse(env, c, r.response, audits(stack.logs), problems);
+  else {
+    checkResponse(env, c, r.response, audits(stack.logs), problems);
+    checkWants(env, c, r.response, problems);
+  }
   checkUpstream(env, c, [...stack.fake.requests], problems);
   if (counts.cases % 250 === 0) {
     const h = await exchange(stack.running.httpPort, ['GET /_sidecar/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']);
@@ -383,7 +420,7 @@ describe('scope properties (generated requests over raw sockets)', () => {
     const statuses = [...counts.statuses.entries()].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(' ');
     process.stdout.write(
       `scope properties: ${counts.cases} cases run (${FUZZ > 0 ? `FUZZ_RUNS=${FUZZ}` : 'npm test size'}${SEED !== undefined ? `, seed ${SEED}` : ''}); ` +
-        `upstream requests ${counts.upstream} (fork-granted ${counts.forkUpstream}, writes ${counts.writesUpstream}); statuses ${statuses}\n`,
+        `upstream requests ${counts.upstream} (fork-granted ${counts.forkUpstream}, writes ${counts.writesUpstream}); fork upload-packs ${counts.forkWants}; statuses ${statuses}\n`,
     );
   });
 
