@@ -197,18 +197,18 @@ export class BudgetGovernor {
   }
 
   /**
-   * A client past its share waits for its own oldest calls to leave the window (within the queue
-   * bound) or is refused with the exact wait; the other clients' calls are not held up by it.
+   * A client past its share waits, in the queue, for its own oldest calls to leave the window
+   * (within the queue bound) or is refused with the exact wait; the other clients' calls are not
+   * held up by it (its queued calls block only its own, see `pump`).
    */
-  private async withinShare(cls: BudgetClass, client: string, ticket?: string): Promise<Admission> {
+  private withinShare(cls: BudgetClass, client: string, ticket?: string): Promise<Admission> {
     const t = this.clock.now();
     const wait = this.shareWaitMs(cls, client, t);
     if (wait > this.cfg.maxQueueWaitMs) {
       // Alone in the window its share is the whole hour: that refusal is the budget's, not a share's.
       if (this.sharing(cls, client, t)) this.refusedOverShare++;
-      return this.refuse(cls, wait, t);
+      return Promise.resolve(this.refuse(cls, wait, t));
     }
-    if (wait > 0) await new Promise<void>((resolve) => this.clock.setTimer(wait, resolve));
     return this.acquireHere(cls, 'foreground', ticket, client);
   }
 
