@@ -104,9 +104,11 @@ interface Waiter {
 
 /**
  * Fair shares: each client may spend `weight / (sum of the weights of the clients that called in
- * the window, itself included)` of a class's hourly limit; while some configured client has not
- * called in the window, one default weight is kept back for it, so a client alone cannot spend what
- * the next one will need. Counted per sidecar.
+ * the window, itself included)` of a class's hourly limit, so a client alone may spend the whole
+ * hour. What keeps room for the next client is pacing: past `burstShare` the calls are spread over
+ * the hour, and once another client calls, the first is held to its share and its queued and
+ * promised calls beyond that share no longer go before the newcomer's. Counted per sidecar (with
+ * a shared window, the total still is every sidecar's).
  */
 export interface BudgetShares {
   weight(client: string): number;
@@ -128,7 +130,7 @@ export class BudgetGovernor {
    * to come back for. New requests count them as ahead, so twenty refused requests are told twenty
    * successive times instead of one time they would all come back at and collide again.
    */
-  private readonly promises = new Map<string, { cls: BudgetClass; at: number }>();
+  private readonly promises = new Map<string, { cls: BudgetClass; at: number; client?: string }>();
   private inFlight = 0;
   private readonly windowMs: number;
   private wake?: { at: number; cancel(): void };
@@ -169,7 +171,8 @@ export class BudgetGovernor {
    */
   acquire(cls: BudgetClass, priority: Priority = 'foreground', ticket?: string, client?: string): Promise<Admission> {
     const share = client !== undefined && priority === 'foreground' && this.shares !== undefined;
-    const local = share ? this.withinShare(cls, client!, ticket) : this.acquireHere(cls, priority, ticket);
+    // A slot promised to one client is not another's: two clients asking the same URL hold two tickets.
+    const local = share ? this.withinShare(cls, client!, ticket === undefined ? undefined : `${client} ${ticket}`) : this.acquireHere(cls, priority, ticket);
     const confirmed = this.window.confirm ? local.then((a) => this.confirmShared(a, cls, priority, 1)) : local;
     if (!share) return confirmed;
     return confirmed.then((a) => {
@@ -194,17 +197,18 @@ export class BudgetGovernor {
   }
 
   /**
-   * A client past its share waits for its own oldest calls to leave the window (within the queue
-   * bound) or is refused with the exact wait; the other clients' calls are not held up by it.
+   * A client past its share waits, in the queue, for its own oldest calls to leave the window
+   * (within the queue bound) or is refused with the exact wait; the other clients' calls are not
+   * held up by it (its queued calls block only its own, see `pump`).
    */
-  private async withinShare(cls: BudgetClass, client: string, ticket?: string): Promise<Admission> {
+  private withinShare(cls: BudgetClass, client: string, ticket?: string): Promise<Admission> {
     const t = this.clock.now();
     const wait = this.shareWaitMs(cls, client, t);
     if (wait > this.cfg.maxQueueWaitMs) {
-      this.refusedOverShare++;
-      return this.refuse(cls, wait, t);
+      // Alone in the window its share is the whole hour: that refusal is the budget's, not a share's.
+      if (this.sharing(cls, client, t)) this.refusedOverShare++;
+      return Promise.resolve(this.refuse(cls, wait, t));
     }
-    if (wait > 0) await new Promise<void>((resolve) => this.clock.setTimer(wait, resolve));
     return this.acquireHere(cls, 'foreground', ticket, client);
   }
 
@@ -232,18 +236,22 @@ export class BudgetGovernor {
     return mine[mine.length - 1] + (mine[0] + this.windowMs - t) / left;
   }
 
-  /** The client's fraction of the class's limit now. */
-  shareOf(cls: BudgetClass, client: string, t: number): number {
+  /**
+   * The client's fraction of the class's limit now: its weight over those of the clients active in
+   * the window (and of `asking`, a client about to call, counted as active).
+   */
+  shareOf(cls: BudgetClass, client: string, t: number, asking?: string): number {
     const shares = this.shares!;
     let total = shares.weight(client);
-    let idle = false;
-    for (const other of shares.clients()) {
-      if (other === client) continue;
-      if (this.callsOf(other, cls, t).length > 0) total += shares.weight(other);
-      else idle = true;
-    }
-    if (idle) total += 1;
+    for (const other of shares.clients()) if (other !== client && (other === asking || this.callsOf(other, cls, t).length > 0)) total += shares.weight(other);
     return shares.weight(client) / total;
+  }
+
+  /** Calls `client` may still make within its share once `asking` calls too (0 when past it). */
+  private roomOf(cls: BudgetClass, client: string, t: number, asking: string): number {
+    const limit = this.limitOf(cls);
+    if (!Number.isFinite(limit)) return Infinity;
+    return Math.max(0, Math.max(1, Math.floor(this.shareOf(cls, client, t, asking) * limit)) - this.callsOf(client, cls, t).length);
   }
 
   private callsOf(client: string, cls: BudgetClass, t: number): number[] {
@@ -288,10 +296,10 @@ export class BudgetGovernor {
     this.forgetPromises(t);
     const promised = ticket !== undefined && this.promises.get(ticket)?.cls === cls;
     if (promised) this.promises.delete(ticket!);
-    const ahead = this.ahead(cls, t, promised);
+    const ahead = this.ahead(cls, t, promised, client);
     if (ahead === 0 && this.inFlight < this.cfg.maxConcurrent && this.eligibleAt(cls, t, 0, client) <= t) return Promise.resolve(this.grant(cls, t));
     const at = this.eligibleAt(cls, t, ahead, client);
-    if (at - t > this.cfg.maxQueueWaitMs) return Promise.resolve(this.refuse(cls, at - t, t, ticket));
+    if (at - t > this.cfg.maxQueueWaitMs) return Promise.resolve(this.refuse(cls, at - t, t, ticket, client));
     return new Promise<Admission>((resolve) => {
       const waiter: Waiter = {
         cls,
@@ -308,8 +316,8 @@ export class BudgetGovernor {
         if (i < 0) return;
         this.queue.splice(i, 1);
         const now = this.clock.now();
-        const before = this.queue.slice(0, i).filter((w) => w.cls === cls).length + (promised ? 0 : this.livePromises(cls));
-        resolve(this.refuse(cls, this.eligibleAt(cls, now, before) - now, now, ticket));
+        const before = this.claims(cls, now, client, this.queue.slice(0, i), !promised);
+        resolve(this.refuse(cls, this.eligibleAt(cls, now, before, client) - now, now, ticket, client));
         this.pump();
       });
       if (promised) {
@@ -323,9 +331,27 @@ export class BudgetGovernor {
   }
 
   /** Calls of the class that go before a new request: queued ones, and (unless it was promised a slot itself) promised ones. */
-  private ahead(cls: BudgetClass, t: number, promised: boolean): number {
-    const queued = this.queue.filter((w) => w.cls === cls && (w.promised || !promised)).length;
-    return promised ? queued : queued + this.livePromises(cls);
+  private ahead(cls: BudgetClass, t: number, promised: boolean, client?: string): number {
+    return this.claims(cls, t, client, promised ? this.queue.filter((w) => w.promised) : this.queue, !promised);
+  }
+
+  /**
+   * How many of `waiters` (and of the promised slots, with `withPromises`) of the class go before a
+   * request of `client`. Its own and those of no client all count; another client's count only up
+   * to what its share still allows, so a client spending past its share is not ahead of the others.
+   */
+  private claims(cls: BudgetClass, t: number, client: string | undefined, waiters: readonly Waiter[], withPromises: boolean): number {
+    if (client === undefined || !this.shares) {
+      const queued = waiters.filter((w) => w.cls === cls).length;
+      return withPromises ? queued + this.livePromises(cls) : queued;
+    }
+    let mine = 0;
+    const others = new Map<string, number>();
+    const count = (c: string | undefined) => (c === undefined || c === client ? mine++ : others.set(c, (others.get(c) ?? 0) + 1));
+    for (const w of waiters) if (w.cls === cls) count(w.client);
+    if (withPromises) for (const p of this.promises.values()) if (p.cls === cls) count(p.client);
+    for (const [other, n] of others) mine += Math.min(n, this.roomOf(cls, other, t, client));
+    return mine;
   }
 
   private livePromises(cls: BudgetClass): number {
@@ -380,7 +406,7 @@ export class BudgetGovernor {
     const mustLeave = n + ahead + 1 - limit;
     if (mustLeave > 0) at = Math.max(at, mustLeave <= n ? log[mustLeave - 1] + this.windowMs : t + this.windowMs);
     // Several clients drawing on the hour: each is paced within its own share by its own calls.
-    if (client !== undefined && this.sharing(cls, client, t)) return Math.max(at, this.sharePacedAt(cls, client, t, limit));
+    if (client !== undefined && this.sharing(cls, client, t)) return Math.max(at, t + this.shareWaitMs(cls, client, t), this.sharePacedAt(cls, client, t, limit));
     const spacing = this.spacing(cls, t, log, limit);
     // Pacing spreads the calls still free in the window; a position beyond them waits for old calls
     // to leave (the hard window above), not for more pacing on top.
@@ -454,14 +480,14 @@ export class BudgetGovernor {
     return permit;
   }
 
-  private refuse(cls: BudgetClass, waitMs: number, t: number, ticket?: string): Refusal {
+  private refuse(cls: BudgetClass, waitMs: number, t: number, ticket?: string, client?: string): Refusal {
     const s = this.classes[cls];
     const reason: Refusal['reason'] = s.blockedUntil > t ? 'backoff' : waitMs > 0 ? 'budget' : 'busy';
     this.refused[reason]++;
     const retryAfterSeconds = this.capSeconds(Math.max(waitMs, 1));
     if (ticket !== undefined && (this.promises.size < MAX_PROMISES || this.promises.has(ticket))) {
       this.promises.delete(ticket);
-      this.promises.set(ticket, { cls, at: t + retryAfterSeconds * 1000 });
+      this.promises.set(ticket, { cls, at: t + retryAfterSeconds * 1000, client });
     }
     return { ok: false, retryAfterSeconds, reason };
   }

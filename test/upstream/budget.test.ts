@@ -390,3 +390,30 @@ describe('what upstream says', () => {
     expect(parseRetryAfter(undefined, 0)).toBeUndefined();
   });
 });
+
+describe('fair shares', () => {
+  it('a client waiting for its own share waits in the queue (counted there) and does not hold the other client up', async () => {
+    const clock = new ManualClock(0);
+    const g = new BudgetGovernor(cfg({ repositoryRequestsPerHour: 4, maxQueueWaitMs: 10_000 }), clock, undefined, { weight: () => 1, clients: () => ['a', 'b'] });
+    const take = async (client: string) => {
+      const x = await g.acquire('repository', 'foreground', undefined, client);
+      if (x.ok) x.release({ status: 200, headers: {} });
+      return x.ok;
+    };
+    expect(await take('b')).toBe(true);
+    expect(await take('a')).toBe(true);
+    expect(await take('a')).toBe(true);
+    clock.advance(HOUR_MS - 5000);
+    // a is at its share (2 of 4): its next call waits 5 s for its oldest to leave, in the queue.
+    let granted = false;
+    const waiting = take('a').then((ok) => (granted = ok));
+    await flush();
+    expect(g.snapshot().queued).toBe(1);
+    expect(await take('b')).toBe(true);
+    expect(granted).toBe(false);
+    clock.advance(5000);
+    await waiting;
+    expect(granted).toBe(true);
+    expect(g.refusedOverShare).toBe(0);
+  });
+});
