@@ -165,10 +165,11 @@ export class ScopeGate {
     const kind = match.route.forkAccess;
     if (!kind) return [];
     const git: ForkGrant[] = [];
-    for (const grant of this.facts.forkGrants(`${ws}/${repo}`)) {
-      const [tws, trepo] = grant.target.split('/');
+    for (const held of this.facts.forkGrants(`${ws}/${repo}`)) {
+      const [tws, trepo] = held.target.split('/');
       if ((await this.decide(client, tws, trepo)) !== 'allow') continue;
-      if (!(await this.stillOpen(client, `${ws}/${repo}`, grant))) continue;
+      const grant = await this.stillOpen(client, `${ws}/${repo}`, held);
+      if (!grant) continue;
       const p = match.params;
       if (kind === 'branch' && p.name === grant.branch) return [grant];
       if (kind === 'commit' && p.hash && namesForkCommit(p.hash, grant)) return [grant];
@@ -183,13 +184,15 @@ export class ScopeGate {
    * read of that pull request (cached like the list), which renews the grant or — declined, merged,
    * gone — ends it. Without webhooks, a grant so outlives its pull request by that long at most.
    * An upstream failure other than 404 keeps the grant (a fork build survives a Bitbucket hiccup).
+   * Returns the grant as it stands after that read: its commit may have moved (new commits, or a
+   * force push while this sidecar was down), and the request is decided on the current one.
    */
-  private async stillOpen(client: Client, fork: string, grant: ForkGrant): Promise<boolean> {
-    if (this.facts.now() - grant.learnedAt < this.grantRecheckMs) return true;
+  private async stillOpen(client: Client, fork: string, grant: ForkGrant): Promise<ForkGrant | undefined> {
+    if (this.facts.now() - grant.learnedAt < this.grantRecheckMs) return grant;
     const [ws, repo] = grant.target.split('/');
     const answer = await this.lookup({ method: 'GET', route: route('pullrequest'), params: { ws, repo, id: String(grant.prId) }, trailingSlash: false, query: [] }, { client: client.id });
     if (answer.status === 404) this.facts.dropForkGrant(grant.target, grant.prId);
-    return this.facts.forkGrants(fork).some((g) => g.target === grant.target && g.prId === grant.prId);
+    return this.facts.forkGrants(fork).find((g) => g.target === grant.target && g.prId === grant.prId);
   }
 
   /** At most one upstream call per workspace of the client's scope; a miss is remembered for a minute. */
