@@ -50,7 +50,10 @@ const scopeRule = z
 // Webhook relay, state directory and warm refresher (README "Webhook relay"; src/webhooks/).
 /** Jenkins' hook URL: the plugin refuses a Cloud delivery that carries a `server_url` query parameter. */
 const hookUrl = httpUrl.refine((u) => !new URL(u).searchParams.has('server_url'), 'must not carry a server_url query parameter (Jenkins would not treat the delivery as Bitbucket Cloud)');
-const WEBHOOK_QUEUE_DEFAULTS = { maxEntries: 10_000, retryMinSeconds: 1, retryMaxSeconds: 300, timeoutSeconds: 10, maxAgeSeconds: 7 * 86_400, dedupSeconds: 86_400 };
+const WEBHOOK_QUEUE_DEFAULTS = { maxEntries: 10_000, retryMinSeconds: 1, retryMaxSeconds: 300, timeoutSeconds: 10, maxAgeSeconds: 7 * 86_400, dedupSeconds: 86_400, dedupMaxEntries: 100_000 };
+// The relay's door needs no token. Bitbucket's bodies are small (it sends at most 5 commits per
+// change; the recorded ones weigh 2-36 KB), so 1 MiB leaves room for pushes of many refs at once.
+const WEBHOOK_INTAKE = { maxBodyBytes: 1024 ** 2, maxInFlightBytes: 8 * 1024 ** 2, bodyTimeoutMs: 5_000, minBodyBytes: 64 * 1024 };
 const webhooksSchema = z
   .object({
     secret: z.string().min(1).optional(),
@@ -60,7 +63,11 @@ const webhooksSchema = z
       .regex(/^\/_sidecar(?:\/[A-Za-z0-9._~-]+)+$/, 'must be a path under /_sidecar/ (the only prefix served without client credentials)')
       .refine((p) => !['/_sidecar/health', '/_sidecar/ready', '/_sidecar/metrics'].includes(p), 'is already used by the operations endpoints')
       .default('/_sidecar/webhooks/bitbucket'),
-    maxBodyBytes: byteSize.default(5 * 1024 ** 2),
+    maxBodyBytes: byteSize
+      .refine((n) => n >= WEBHOOK_INTAKE.minBodyBytes && n <= 64 * 1024 ** 2, 'must be between 64KiB (Bitbucket sends bodies of up to ~40 KB for one ref) and 64MiB')
+      .default(WEBHOOK_INTAKE.maxBodyBytes),
+    maxInFlightBytes: byteSize.refine((n) => n >= WEBHOOK_INTAKE.minBodyBytes && n <= 1024 ** 3, 'must be between 64KiB and 1GiB').default(WEBHOOK_INTAKE.maxInFlightBytes),
+    bodyTimeoutMs: z.number().int().min(250).max(120_000).default(WEBHOOK_INTAKE.bodyTimeoutMs),
     queue: z
       .object({
         maxEntries: z.number().int().min(1).max(10_000_000).default(WEBHOOK_QUEUE_DEFAULTS.maxEntries),
@@ -69,12 +76,14 @@ const webhooksSchema = z
         timeoutSeconds: z.number().min(0.1).max(600).default(WEBHOOK_QUEUE_DEFAULTS.timeoutSeconds),
         maxAgeSeconds: z.number().int().min(0).default(WEBHOOK_QUEUE_DEFAULTS.maxAgeSeconds),
         dedupSeconds: z.number().int().min(0).max(30 * 86_400).default(WEBHOOK_QUEUE_DEFAULTS.dedupSeconds),
+        dedupMaxEntries: z.number().int().min(1000).max(10_000_000).default(WEBHOOK_QUEUE_DEFAULTS.dedupMaxEntries),
       })
       .strict()
       .refine((q) => q.retryMinSeconds <= q.retryMaxSeconds, { message: 'must not exceed retryMaxSeconds', path: ['retryMinSeconds'] })
       .default(WEBHOOK_QUEUE_DEFAULTS),
   })
   .strict()
+  .refine((w) => w.maxBodyBytes <= w.maxInFlightBytes, { message: 'must be at least maxBodyBytes (one body must fit)', path: ['maxInFlightBytes'] })
   .optional();
 const REFRESH_DEFAULTS = { enabled: false, budgetShare: 0.2, leadSeconds: 10, intervalSeconds: 1, maxKeys: 5000, forgetAfterSeconds: 86_400, confirmedSeconds: 3600 };
 const refreshSchema = z

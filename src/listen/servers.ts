@@ -93,7 +93,8 @@ function limitConnections(handler: http.RequestListener, max: number, perSource:
   return (req, res) => {
     const socket = req.socket;
     // Health and readiness stay answerable: a liveness probe must not restart a busy sidecar.
-    if (!served.has(socket) && !req.url?.startsWith('/_sidecar/')) {
+    // Everything else — the webhook door included — holds a slot like any request.
+    if (!served.has(socket) && !isProbe(req)) {
       const source = socket.remoteAddress ?? '';
       const held = bySource.get(source) ?? 0;
       if (count >= max || held >= perSource) {
@@ -114,6 +115,17 @@ function limitConnections(handler: http.RequestListener, max: number, perSource:
     }
     handler(req, res);
   };
+}
+
+const PROBES = new Set(['/_sidecar/health', '/_sidecar/ready']);
+
+/** A liveness or readiness probe: GET or HEAD of health or ready, in any case, with or without a slash. */
+function isProbe(req: http.IncomingMessage): boolean {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+  const url = req.url ?? '';
+  const q = url.indexOf('?');
+  const path = (q < 0 ? url : url.slice(0, q)).toLowerCase().replace(/\/$/, '');
+  return PROBES.has(path);
 }
 
 /**

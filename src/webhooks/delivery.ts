@@ -11,8 +11,6 @@ export interface Delivery {
   hookUuid?: string;
   contentType: string;
   userAgent?: string;
-  /** The signature Bitbucket sent (passed on when a target has no secret of its own). */
-  signature?: string;
   /** Lower-case slugs from `repository.full_name`. */
   workspace: string;
   repository: string;
@@ -58,6 +56,28 @@ function splitFullName(v: unknown): { workspace: string; repository: string } | 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json | undefined => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : undefined);
 
+/**
+ * What a body is about. Only repo:push bodies carry a top-level `push`, only pullrequest:* bodies
+ * a top-level `pullrequest`; every other event (repo:updated, issue:*, ...) carries neither.
+ */
+type Kind = 'push' | 'pullrequest' | 'other';
+
+function bodyKind(json: Json): Kind | undefined {
+  const push = 'push' in json;
+  const pr = 'pullrequest' in json;
+  if (push && pr) return undefined;
+  if (push) return obj(json.push) ? 'push' : undefined;
+  if (pr) return obj(json.pullrequest) ? 'pullrequest' : undefined;
+  return 'other';
+}
+
+function keyKind(eventKey: string): Kind {
+  if (eventKey === 'repo:push') return 'push';
+  return eventKey.startsWith('pullrequest:') ? 'pullrequest' : 'other';
+}
+
+const CLOSED_STATE: Record<string, string | undefined> = { 'pullrequest:rejected': 'DECLINED', 'pullrequest:fulfilled': 'MERGED' };
+
 function ref(v: unknown): ChangedRef | undefined {
   const o = obj(v);
   if (!o || typeof o.name !== 'string' || o.name === '') return undefined;
@@ -80,6 +100,14 @@ export function parseDelivery(headers: IncomingHttpHeaders, body: Buffer): Deliv
     json = undefined;
   }
   if (!json) throw new BadDelivery('The delivery body is not a JSON object');
+  // The signature covers the body only: a signed body re-sent under another event key must not
+  // reach Jenkins as an event it is not (a pull request body read as a push with no changes
+  // would re-index every matching project).
+  if (bodyKind(json) !== keyKind(eventKey)) throw new BadDelivery('X-Event-Key does not match the delivery body');
+  // A declined or merged event ends fork grants, so its body must say so too: an open pull
+  // request's signed body re-sent as pullrequest:rejected would otherwise end a live grant.
+  const closedAs = CLOSED_STATE[eventKey];
+  if (closedAs && obj(json.pullrequest)?.state !== closedAs) throw new BadDelivery(`X-Event-Key ${eventKey} does not match the pull request's state`);
   const repo = obj(json.repository);
   const names = splitFullName(repo?.full_name);
   if (!names) throw new BadDelivery('The delivery names no repository (repository.full_name)');
@@ -122,7 +150,6 @@ export function parseDelivery(headers: IncomingHttpHeaders, body: Buffer): Deliv
     hookUuid,
     contentType: header(headers, 'content-type') ?? 'application/json',
     userAgent: header(headers, 'user-agent'),
-    signature: header(headers, 'x-hub-signature'),
     workspace: names.workspace,
     repository: names.repository,
     projectKey,

@@ -166,9 +166,11 @@ export class Forwarder {
       'user-agent': row.userAgent ?? this.deps.userAgent,
     };
     if (row.hookUuid) headers['x-hook-uuid'] = row.hookUuid;
+    // Bitbucket's own signature never leaves the relay: whoever runs a tenant's Jenkins would hold
+    // bodies signed for the relay's door (and checking it would need Bitbucket's secret there).
+    // A target with a secret of its own gets the body signed with that; any other, no signature.
     const secret = this.deps.secretFor(row.url);
     if (secret) headers['x-hub-signature'] = sign(row.body, secret, 'sha256');
-    else if (row.signature) headers['x-hub-signature'] = row.signature;
 
     let status: number | undefined;
     let retryAfter: string | undefined;

@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 
@@ -10,8 +11,10 @@ import * as path from 'node:path';
  *  - `forwards`: one row per (delivery, target URL): attempts, next attempt time, and `delivered_at`
  *    once the target answered 2xx — written and committed before the row is deleted, so a delivery
  *    that succeeded is never sent to that target again;
- *  - `seen`: X-Request-UUIDs accepted in the last `dedupSeconds`, so Bitbucket's retries of a
- *    delivery it thinks failed are acknowledged but not queued twice.
+ *  - `seen`: the X-Request-UUID and the body's SHA-256 of every delivery accepted in the last
+ *    `dedupSeconds` (at most `dedupMaxEntries` of them, oldest dropped first), so Bitbucket's
+ *    retries of a delivery it thinks failed, and a captured signed body re-sent under fresh
+ *    headers, are acknowledged but not queued twice.
  *
  * Writes are synchronous and committed with `synchronous=FULL` before `enqueue` returns: the relay
  * answers 200 to Bitbucket only after that. The database is opened in exclusive locking mode, so a
@@ -21,7 +24,11 @@ export interface QueueSettings {
   dir: string;
   maxEntries: number;
   dedupSeconds: number;
+  /** Rows kept in `seen` at most (each ~150 bytes on disk); default 100,000. */
+  dedupMaxEntries?: number;
 }
+
+export const DEDUP_MAX_ENTRIES = 100_000;
 
 export interface PendingForward {
   deliveryId: number;
@@ -33,7 +40,6 @@ export interface PendingForward {
   hookUuid: string | null;
   contentType: string;
   userAgent: string | null;
-  signature: string | null;
   repository: string;
   body: Buffer;
   receivedAt: number;
@@ -45,7 +51,6 @@ export interface NewDelivery {
   hookUuid?: string;
   contentType: string;
   userAgent?: string;
-  signature?: string;
   repository: string;
   body: Buffer;
 }
@@ -53,7 +58,12 @@ export interface NewDelivery {
 export type EnqueueResult = 'queued' | 'recorded' | 'duplicate' | 'full';
 
 export const QUEUE_FILE = 'webhooks.sqlite';
-const SCHEMA_VERSION = '1';
+const SCHEMA_VERSION = '2';
+
+/** What `seen` remembers of a body: its SHA-256 (the body itself is not kept once forwarded). */
+export function bodyDigest(body: Buffer): Buffer {
+  return createHash('sha256').update(body).digest();
+}
 
 export class DeliveryQueue {
   private readonly db: Database.Database;
@@ -106,26 +116,35 @@ export class DeliveryQueue {
       CREATE INDEX IF NOT EXISTS seen_age ON seen (received_at);
     `);
     const v = this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as { value: string } | undefined;
-    if (!v) this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema', SCHEMA_VERSION);
-    else if (v.value !== SCHEMA_VERSION) throw new Error(`webhook queue schema ${v.value} is not supported (expected ${SCHEMA_VERSION})`);
+    if (v && v.value !== '1' && v.value !== SCHEMA_VERSION) throw new Error(`webhook queue schema ${v.value} is not supported (expected ${SCHEMA_VERSION})`);
+    this.db.transaction(() => {
+      // Schema 1 → 2: `seen` also remembers body digests (rows from before have none).
+      const columns = this.db.prepare('PRAGMA table_info(seen)').all() as { name: string }[];
+      if (!columns.some((c) => c.name === 'body_sha256')) this.db.exec('ALTER TABLE seen ADD COLUMN body_sha256 BLOB');
+      this.db.exec('CREATE INDEX IF NOT EXISTS seen_body ON seen (body_sha256)');
+      this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run('schema', SCHEMA_VERSION);
+    })();
   }
 
   private prepare() {
     const db = this.db;
     return {
       seen: db.prepare('SELECT 1 FROM seen WHERE request_uuid = ?').pluck(),
-      addSeen: db.prepare('INSERT INTO seen (request_uuid, received_at) VALUES (?, ?)'),
+      seenBody: db.prepare('SELECT 1 FROM seen WHERE body_sha256 = ?').pluck(),
+      addSeen: db.prepare('INSERT INTO seen (request_uuid, received_at, body_sha256) VALUES (?, ?, ?)'),
       pruneSeen: db.prepare('DELETE FROM seen WHERE received_at < ?'),
+      // Rowids grow with each insert, so the oldest rows are those below the newest minus the cap.
+      capSeen: db.prepare('DELETE FROM seen WHERE rowid <= (SELECT MAX(rowid) FROM seen) - ?'),
       depth: db.prepare('SELECT COUNT(*) FROM deliveries').pluck(),
       pending: db.prepare('SELECT COUNT(*) FROM forwards WHERE delivered_at IS NULL').pluck(),
       addDelivery: db.prepare(
-        'INSERT INTO deliveries (request_uuid, event_key, hook_uuid, content_type, user_agent, signature, repository, body, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO deliveries (request_uuid, event_key, hook_uuid, content_type, user_agent, repository, body, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       addForward: db.prepare('INSERT INTO forwards (delivery_id, url, attempts, next_attempt_at) VALUES (?, ?, 0, ?)'),
       due: db.prepare(`
         SELECT f.delivery_id AS deliveryId, f.url AS url, f.attempts AS attempts, f.next_attempt_at AS nextAttemptAt,
                d.request_uuid AS requestUuid, d.event_key AS eventKey, d.hook_uuid AS hookUuid, d.content_type AS contentType,
-               d.user_agent AS userAgent, d.signature AS signature, d.repository AS repository, d.body AS body, d.received_at AS receivedAt
+               d.user_agent AS userAgent, d.repository AS repository, d.body AS body, d.received_at AS receivedAt
         FROM forwards f JOIN deliveries d ON d.id = f.delivery_id
         WHERE f.delivered_at IS NULL AND f.next_attempt_at <= ?
         ORDER BY f.delivery_id, f.url
@@ -140,24 +159,32 @@ export class DeliveryQueue {
     };
   }
 
+  /** A delivery with this X-Request-UUID was accepted within `dedupSeconds`. */
   isDuplicate(requestUuid: string): boolean {
     return this.st.seen.get(requestUuid) !== undefined;
   }
 
+  /** This very body was accepted within `dedupSeconds`, under whatever headers. */
+  hasBody(body: Buffer): boolean {
+    return this.st.seenBody.get(bodyDigest(body)) !== undefined;
+  }
+
   /**
    * Records a delivery and, when it has targets, queues one forward per target — all in one committed
-   * transaction. 'duplicate': its X-Request-UUID was seen within `dedupSeconds` (nothing written);
+   * transaction. 'duplicate': its X-Request-UUID or its body was seen within `dedupSeconds` (nothing written);
    * 'full': `maxEntries` deliveries are waiting (nothing written, not marked seen, so Bitbucket's
    * retry is accepted later); 'recorded': no targets, only marked seen.
    */
   enqueue(d: NewDelivery, urls: readonly string[], now: number): EnqueueResult {
+    const digest = bodyDigest(d.body);
     const tx = this.db.transaction((): EnqueueResult => {
-      if (this.st.seen.get(d.requestUuid) !== undefined) return 'duplicate';
+      if (this.st.seen.get(d.requestUuid) !== undefined || this.st.seenBody.get(digest) !== undefined) return 'duplicate';
       if (urls.length > 0 && (this.st.depth.get() as number) >= this.settings.maxEntries) return 'full';
       this.st.pruneSeen.run(now - this.settings.dedupSeconds * 1000);
-      this.st.addSeen.run(d.requestUuid, now);
+      this.st.addSeen.run(d.requestUuid, now, digest);
+      this.st.capSeen.run(this.settings.dedupMaxEntries ?? DEDUP_MAX_ENTRIES);
       if (urls.length === 0) return 'recorded';
-      const info = this.st.addDelivery.run(d.requestUuid, d.eventKey, d.hookUuid ?? null, d.contentType, d.userAgent ?? null, d.signature ?? null, d.repository, d.body, now);
+      const info = this.st.addDelivery.run(d.requestUuid, d.eventKey, d.hookUuid ?? null, d.contentType, d.userAgent ?? null, d.repository, d.body, now);
       for (const url of urls) this.st.addForward.run(info.lastInsertRowid, url, now);
       return 'queued';
     });

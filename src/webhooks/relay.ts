@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Client } from '../auth/clients';
-import { BodyTooLarge, readBody } from '../listen/body';
 import type { Clock } from '../upstream/budget-clock';
 import { BadDelivery, FORWARDED_EVENTS, parseDelivery, type Delivery } from './delivery';
 import { Forwarder, type ForwarderStats } from './forwarder';
 import { pullRequestClosedTag } from '../scope/facts';
+import { InFlightBytes, readDeliveryBody } from './intake';
 import { invalidateFor, type Invalidator } from './invalidate';
 import { DeliveryQueue } from './queue';
 import { verifySignature } from './signature';
@@ -17,6 +17,10 @@ export interface RelaySettings {
   forwardTo?: string;
   path: string;
   maxBodyBytes: number;
+  /** Bytes of delivery bodies held at once, all connections together. */
+  maxInFlightBytes: number;
+  /** Time a delivery has to send its body once its head is in. */
+  bodyTimeoutMs: number;
   queue: {
     maxEntries: number;
     retryMinSeconds: number;
@@ -24,6 +28,7 @@ export interface RelaySettings {
     timeoutSeconds: number;
     maxAgeSeconds: number;
     dedupSeconds: number;
+    dedupMaxEntries?: number;
   };
 }
 
@@ -46,6 +51,14 @@ export interface RelayStats {
   received: number;
   queued: number;
   duplicates: number;
+  /** A body already accepted, re-sent under another X-Request-UUID: acknowledged, not forwarded. */
+  replays: number;
+  /** Refused 413: over `webhooks.maxBodyBytes`. */
+  tooLarge: number;
+  /** Refused 503: `webhooks.maxInFlightBytes` of bodies were being received. */
+  busy: number;
+  /** Refused 408: the body did not arrive within `webhooks.bodyTimeoutMs`. */
+  bodyTimeouts: number;
   /** For a repository in no client's scope: acknowledged, not forwarded. */
   droppedOutOfScope: number;
   /** In scope, but none of those clients has a target. */
@@ -59,7 +72,8 @@ export interface RelayStats {
   invalidated: number;
 }
 
-type Outcome = { status: number; body: Record<string, unknown>; headers?: Record<string, string> };
+/** `close`: the connection is closed after the answer (the rest of the body is never read). */
+type Outcome = { status: number; body: Record<string, unknown>; headers?: Record<string, string>; close?: boolean };
 
 /** Every acknowledged delivery gets the same answer: whoever posts learns nothing about scopes. */
 const ACCEPTED: Outcome = { status: 200, body: { status: 'accepted' } };
@@ -70,9 +84,11 @@ const ACCEPTED: Outcome = { status: 200, body: { status: 'accepted' } };
  * Jenkins before answering 200. The forwarder then delivers it, body bytes unchanged.
  */
 export class WebhookRelay {
-  readonly stats: RelayStats = { received: 0, queued: 0, duplicates: 0, droppedOutOfScope: 0, droppedNoTarget: 0, ignoredEvents: 0, queueFull: 0, badSignature: 0, badRequest: 0, invalidated: 0 };
+  readonly stats: RelayStats = { received: 0, queued: 0, duplicates: 0, replays: 0, tooLarge: 0, busy: 0, bodyTimeouts: 0, droppedOutOfScope: 0, droppedNoTarget: 0, ignoredEvents: 0, queueFull: 0, badSignature: 0, badRequest: 0, invalidated: 0 };
   readonly queue: DeliveryQueue;
   readonly forwarder: Forwarder;
+  /** Bodies being received, against `maxInFlightBytes`. */
+  readonly inFlight: InFlightBytes;
   private readonly log: Logger;
   private closed = false;
 
@@ -81,7 +97,8 @@ export class WebhookRelay {
     private readonly deps: RelayDeps,
   ) {
     this.log = deps.logger.child({ component: 'webhooks' });
-    this.queue = new DeliveryQueue({ dir: deps.stateDir, maxEntries: settings.queue.maxEntries, dedupSeconds: settings.queue.dedupSeconds });
+    this.inFlight = new InFlightBytes(settings.maxInFlightBytes);
+    this.queue = new DeliveryQueue({ dir: deps.stateDir, maxEntries: settings.queue.maxEntries, dedupSeconds: settings.queue.dedupSeconds, dedupMaxEntries: settings.queue.dedupMaxEntries });
     this.forwarder = new Forwarder(
       this.queue,
       {
@@ -115,23 +132,49 @@ export class WebhookRelay {
       outcome = { status: 503, body: { status: 'error', message: 'The delivery could not be stored; retry later' }, headers: { 'retry-after': '60' } };
     }
     const body = Buffer.from(JSON.stringify(outcome.body));
-    res.writeHead(outcome.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length, 'cache-control': 'no-store', ...outcome.headers });
+    // `connection: close` makes Node close the socket once the answer is out.
+    res.writeHead(outcome.status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': body.length,
+      'cache-control': 'no-store',
+      ...outcome.headers,
+      ...(outcome.close ? { connection: 'close' } : {}),
+    });
     res.end(body);
   };
 
   private async receive(req: IncomingMessage): Promise<Outcome> {
     if (this.closed) return { status: 503, body: { status: 'closing' }, headers: { 'retry-after': '10' } };
     this.stats.received++;
-    let raw: Buffer;
-    try {
-      raw = await readBody(req, this.settings.maxBodyBytes);
-    } catch (e) {
-      if (e instanceof BodyTooLarge) {
-        this.stats.badRequest++;
-        return { status: 413, body: { status: 'refused', message: 'The delivery body is too large' } };
+    const intake = await readDeliveryBody(req, this.settings, this.inFlight);
+    if (!intake.ok) {
+      const at = { requestUuid: header(req, 'x-request-uuid'), contentLength: header(req, 'content-length') };
+      switch (intake.reason) {
+        case 'too-large':
+          this.stats.tooLarge++;
+          this.log.warn({ ...at, maxBodyBytes: this.settings.maxBodyBytes }, 'webhook delivery refused: body over webhooks.maxBodyBytes');
+          return { status: 413, body: { status: 'refused', message: 'The delivery body is too large' }, close: true };
+        case 'busy':
+          this.stats.busy++;
+          this.log.warn({ ...at, maxInFlightBytes: this.settings.maxInFlightBytes }, 'webhook delivery refused: webhooks.maxInFlightBytes of bodies are being received');
+          return { status: 503, body: { status: 'busy', message: 'Too many deliveries are being received; retry later' }, headers: { 'retry-after': '10' }, close: true };
+        case 'timeout':
+          this.stats.bodyTimeouts++;
+          this.log.warn({ ...at, bodyTimeoutMs: this.settings.bodyTimeoutMs }, 'webhook delivery refused: body not received within webhooks.bodyTimeoutMs');
+          return { status: 408, body: { status: 'refused', message: 'The delivery body was not received in time' }, close: true };
+        case 'aborted':
+          this.stats.badRequest++;
+          return { status: 400, body: { status: 'refused', message: 'The delivery was cut off' }, close: true };
       }
-      throw e;
     }
+    try {
+      return this.accept(req, intake.body);
+    } finally {
+      intake.release();
+    }
+  }
+
+  private accept(req: IncomingMessage, raw: Buffer): Outcome {
     const verified = this.settings.secret !== undefined;
     if (this.settings.secret !== undefined) {
       const check = verifySignature(raw, header(req, 'x-hub-signature'), this.settings.secret);
@@ -153,6 +196,13 @@ export class WebhookRelay {
       this.stats.duplicates++;
       return ACCEPTED;
     }
+    // The signature covers the body only, so a captured delivery re-sent with fresh headers would
+    // verify: a body accepted once is acknowledged again, never invalidated or forwarded again.
+    if (this.queue.hasBody(raw)) {
+      this.stats.replays++;
+      this.log.warn({ event: d.eventKey, requestUuid: d.requestUuid, repository: `${d.workspace}/${d.repository}` }, 'webhook delivery not forwarded: this body was already accepted (replay or re-sent)');
+      return ACCEPTED;
+    }
     const now = this.deps.clock.now();
     const full = `${d.workspace}/${d.repository}`;
     const project = this.deps.facts?.projectOf(full) ?? d.projectKey;
@@ -171,7 +221,7 @@ export class WebhookRelay {
     const base = { event: d.eventKey, requestUuid: d.requestUuid, repository: full };
     const forward = FORWARDED_EVENTS.has(d.eventKey) ? targets.map((t) => t.url) : [];
     const result = this.queue.enqueue(
-      { requestUuid: d.requestUuid, eventKey: d.eventKey, hookUuid: d.hookUuid, contentType: d.contentType, userAgent: d.userAgent, signature: d.signature, repository: full, body: raw },
+      { requestUuid: d.requestUuid, eventKey: d.eventKey, hookUuid: d.hookUuid, contentType: d.contentType, userAgent: d.userAgent, repository: full, body: raw },
       forward,
       now,
     );

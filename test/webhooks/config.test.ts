@@ -28,8 +28,10 @@ describe('configuration: webhooks, state, refresh', () => {
       secret: 's',
       forwardTo: 'http://jenkins:8080/bitbucket-scmsource-hook/notify',
       path: '/_sidecar/webhooks/bitbucket',
-      maxBodyBytes: 5 * 1024 ** 2,
-      queue: { maxEntries: 10_000, retryMinSeconds: 1, retryMaxSeconds: 300, timeoutSeconds: 10, maxAgeSeconds: 604_800, dedupSeconds: 86_400 },
+      maxBodyBytes: 1024 ** 2,
+      maxInFlightBytes: 8 * 1024 ** 2,
+      bodyTimeoutMs: 5000,
+      queue: { maxEntries: 10_000, retryMinSeconds: 1, retryMaxSeconds: 300, timeoutSeconds: 10, maxAgeSeconds: 604_800, dedupSeconds: 86_400, dedupMaxEntries: 100_000 },
     });
   });
 
@@ -40,6 +42,9 @@ describe('configuration: webhooks, state, refresh', () => {
     [{ webhooks: { queue: { retryMinSeconds: 10, retryMaxSeconds: 1 } } }, /webhooks\.queue\.retryMinSeconds: must not exceed retryMaxSeconds/],
     [{ webhooks: { queue: { maxEntries: 0 } } }, /webhooks\.queue\.maxEntries/],
     [{ webhooks: { extra: 1 } }, /webhooks: unknown key "extra"/],
+    [{ webhooks: { maxBodyBytes: '1KiB' } }, /webhooks\.maxBodyBytes: must be between 64KiB/],
+    [{ webhooks: { maxBodyBytes: '4MiB', maxInFlightBytes: '2MiB' } }, /webhooks\.maxInFlightBytes: must be at least maxBodyBytes/],
+    [{ webhooks: { bodyTimeoutMs: 10 } }, /webhooks\.bodyTimeoutMs/],
     [{ refresh: { budgetShare: 2 } }, /refresh\.budgetShare/],
     [{ state: { dir: '' } }, /state\.dir/],
   ])('%j is refused', (extra, message) => {
