@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,22 +12,13 @@ import { startSidecar, type RunningSidecar } from '../../src/serve';
 import type { SidecarOptions } from '../../src/sidecar';
 import { logCollector } from '../helpers/stack';
 
-/** shared/ lies beside the clone (here and in CI): {repo}/../shared. */
-export const SHARED = path.resolve(__dirname, '..', '..', '..', 'shared');
-export const PAYLOADS = path.join(SHARED, 'reference', 'bitbucket-payloads', 'webhooks');
+/** Hand-written webhook bodies shaped like Bitbucket Cloud's (test/fixtures/webhooks). */
+export const FIXTURES = path.resolve(__dirname, '..', 'fixtures', 'webhooks');
 
-export function payload(name: string): Buffer {
-  const file = path.join(PAYLOADS, name);
-  if (!existsSync(file)) throw new Error(`recorded payload ${file} is missing (shared/ must lie beside the clone)`);
-  return readFileSync(file);
+/** The raw bytes of an in-repo fixture (signatures are computed over exactly these). */
+export function fixture(name: string): Buffer {
+  return readFileSync(path.join(FIXTURES, name));
 }
-
-/** The plugin's own signature test vector (reference §7, bitbucket-payloads/README.md). */
-export const VECTOR = {
-  file: 'cloud--signed_payload.json',
-  secret: 'Gkvl$k$wyNpQAF42',
-  signature: 'sha256=f205c729821c6954aff2afe72b965c34015b4baf96ea8ddc2cc44999c014a035',
-};
 
 export interface ReceivedHook {
   headers: IncomingHttpHeaders;
@@ -149,11 +140,11 @@ let seq = 0;
 export const requestUuid = (): string => `00000000-0000-4000-8000-${String(++seq).padStart(12, '0')}`;
 
 /**
- * A repo:push body shaped like Bitbucket's (the recorded `cloud--commit_created.json`), about
- * `ws/repo` with one updated branch.
+ * A repo:push body shaped like Bitbucket's (fixture `repo-push.json`), about `ws/repo` with one
+ * updated branch.
  */
 export function pushBody(ws: string, repo: string, project: string, branch: string, hash: string, opts: { created?: boolean; type?: 'branch' | 'tag' } = {}): Buffer {
-  const j = JSON.parse(payload('cloud--commit_created.json').toString('utf8'));
+  const j = JSON.parse(fixture('repo-push.json').toString('utf8'));
   j.repository.full_name = `${ws}/${repo}`;
   j.repository.name = repo;
   j.repository.project = { ...j.repository.project, key: project };
@@ -167,9 +158,9 @@ export function pushBody(ws: string, repo: string, project: string, branch: stri
   return Buffer.from(JSON.stringify(j));
 }
 
-/** A pullrequest:* body shaped like Bitbucket's (the recorded `cloud--pullrequest_created.json`). */
+/** A pullrequest:* body shaped like Bitbucket's (fixture `pullrequest-created.json`). */
 export function pullRequestBody(ws: string, repo: string, project: string, id: number, source: string, destination: string): Buffer {
-  const j = JSON.parse(payload('cloud--pullrequest_created.json').toString('utf8'));
+  const j = JSON.parse(fixture('pullrequest-created.json').toString('utf8'));
   j.repository.full_name = `${ws}/${repo}`;
   j.repository.project = { ...j.repository.project, key: project };
   j.pullrequest.id = id;
