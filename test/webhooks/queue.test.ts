@@ -1,4 +1,6 @@
 import { rmSync } from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
 import { createLogger } from '../../src/ops/logger';
 import { ManualClock, systemClock } from '../../src/upstream/budget-clock';
 import { Forwarder } from '../../src/webhooks/forwarder';
@@ -114,6 +116,44 @@ describe('Forwarder', () => {
       await f.close();
       q.close();
       await jenkins.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('DeliveryQueue schema 1 → 2', () => {
+  it('keeps pending deliveries and seen request UUIDs, and starts remembering bodies', () => {
+    const dir = tempDir('queue-v1-');
+    try {
+      // A state directory written by the schema-1 relay (no body digests in `seen`).
+      const v1 = new Database(path.join(dir, 'webhooks.sqlite'));
+      v1.exec(`
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT, request_uuid TEXT NOT NULL UNIQUE, event_key TEXT NOT NULL, hook_uuid TEXT,
+          content_type TEXT NOT NULL, user_agent TEXT, signature TEXT, repository TEXT NOT NULL, body BLOB NOT NULL, received_at INTEGER NOT NULL);
+        CREATE TABLE forwards (delivery_id INTEGER NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE, url TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+          next_attempt_at INTEGER NOT NULL, last_error TEXT, delivered_at INTEGER, PRIMARY KEY (delivery_id, url));
+        CREATE TABLE seen (request_uuid TEXT PRIMARY KEY, received_at INTEGER NOT NULL);
+        INSERT INTO meta VALUES ('schema', '1');
+        INSERT INTO deliveries (request_uuid, event_key, content_type, repository, body, received_at) VALUES ('old', 'repo:push', 'application/json', 'acme/infra', X'7B7D', 1000);
+        INSERT INTO forwards (delivery_id, url, next_attempt_at) VALUES (1, 'http://j1', 1000);
+        INSERT INTO seen VALUES ('old', 1000);
+      `);
+      v1.close();
+      const q = new DeliveryQueue({ dir, maxEntries: 10, dedupSeconds: 60 });
+      try {
+        expect(q.pendingForwards()).toBe(1);
+        expect(q.isDuplicate('old')).toBe(true);
+        expect(q.hasBody(Buffer.from('{}'))).toBe(false); // schema 1 kept no digest
+        expect(q.enqueue(delivery('new'), ['http://j1'], 2000)).toBe('queued');
+        expect(q.hasBody(delivery('new').body)).toBe(true);
+      } finally {
+        q.close();
+      }
+      const reopened = new Database(path.join(dir, 'webhooks.sqlite'), { readonly: true });
+      expect(reopened.prepare("SELECT value FROM meta WHERE key = 'schema'").pluck().get()).toBe('2');
+      reopened.close();
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
