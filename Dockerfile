@@ -7,7 +7,7 @@
 #
 # Port 443 as a non-root user: Docker (>= 20.10) sets net.ipv4.ip_unprivileged_port_start=0 in every
 # container's network namespace, so any user may bind 443 there. compose.yaml sets the same sysctl
-# explicitly (older engines, Podman) and drops every capability. See README "Run with Docker Compose".
+# explicitly (older engines, Podman) and drops every capability. See docs/deployment.md "Run with Docker Compose".
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 
@@ -48,8 +48,8 @@ WORKDIR /app
 # NODE_OPTIONS bounds V8's heap for the default cache.maxBytes (256 MiB): 4 MiB semi-spaces (the young
 # generation; Node's default is 16 MiB each) and an old space of 64 MiB + cache.maxBytes. An old-space
 # bound under ~512 MiB also makes V8 grow its heap by ~1.3× the live data rather than up to 4×. With
-# another cache.maxBytes, set --max-old-space-size=<64 + cache.maxBytes in MiB> (README "Cache and
-# upstream budget": Memory).
+# another cache.maxBytes, set --max-old-space-size=<64 + cache.maxBytes in MiB> (docs/configuration.md,
+# Memory).
 # MALLOC_MMAP_THRESHOLD_ keeps glibc's threshold for serving an allocation from mmap at its default
 # 128 KiB: by default glibc raises it to the size of each large block freed, after which large
 # transient buffers come from the main heap and leave holes it does not return (RSS after the memory

@@ -242,7 +242,7 @@ describe('real Bitbucket: .env + compose.real.yaml + deploy/sidecar/config.yaml'
     try {
       writeFileSync(path.join(dir, 'config.yaml'), read('deploy/sidecar/config.yaml'));
       const realMaxBytes = loadConfigFile(path.join(dir, 'config.yaml'), realEnv).cache.maxBytes;
-      // README "Cache and upstream budget": --max-old-space-size=<64 + cache.maxBytes in MiB>.
+      // docs/configuration.md "Memory": --max-old-space-size=<64 + cache.maxBytes in MiB>.
       expect(heapBounds(demoEnv.NODE_OPTIONS).oldSpace).toBe(64 + demoMaxBytes / 1024 ** 2);
       expect(heapBounds(realEnv.NODE_OPTIONS).oldSpace).toBe(64 + realMaxBytes / 1024 ** 2);
     } finally {

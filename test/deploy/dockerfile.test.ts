@@ -107,7 +107,7 @@ describe('Dockerfile', () => {
       upstream: { auth: { type: 'basic', username: 'u', password: 'p' } },
       clients: [{ id: 'jenkins', token: { sha256: 'a'.repeat(64) }, scope: [{ workspace: 'acme' }] }],
     });
-    // README "Cache and upstream budget": old space 64 MiB + cache.maxBytes, young generation 4 MiB per semi-space.
+    // docs/configuration.md "Memory": old space 64 MiB + cache.maxBytes, young generation 4 MiB per semi-space.
     expect(oldSpace).toBe(64 + minimal.cache.maxBytes / 1024 ** 2);
     expect(semiSpace).toBe(4);
     // Node refuses to start with an option NODE_OPTIONS does not allow; these apply.
@@ -119,7 +119,7 @@ describe('Dockerfile', () => {
     expect(limitMiB).toBeLessThan(oldSpace! + 64);
   });
 
-  it("pins glibc's mmap threshold at its default (README, Memory)", () => {
+  it("pins glibc's mmap threshold at its default (docs/configuration.md, Memory)", () => {
     expect(dockerEnv(instructions, lastStage).MALLOC_MMAP_THRESHOLD_).toBe('131072');
   });
 

@@ -120,7 +120,7 @@ describe('examples/kubernetes', () => {
   it('bounds the sidecar\'s V8 heap for its cache.maxBytes, and its memory limit leaves room for the cache and the process', () => {
     const config = parseConfigText(sidecarConfigText.replace(/"\$\{file:[^}]+\}"/g, '"x"'));
     const { semiSpace, oldSpace } = heapBounds(envOf(sidecar).NODE_OPTIONS);
-    expect(oldSpace).toBe(64 + config.cache.maxBytes / 1024 ** 2); // README "Cache and upstream budget": Memory
+    expect(oldSpace).toBe(64 + config.cache.maxBytes / 1024 ** 2); // docs/configuration.md "Memory"
     expect(semiSpace).toBeDefined();
     expect(envOf(sidecar).MALLOC_MMAP_THRESHOLD_).toBe('131072'); // as the image sets it
     const limit = /^(\d+)Mi$/.exec(sidecar.resources.limits.memory);

@@ -9,7 +9,7 @@ import { API, asClientSees, startMirrorStack, withoutDocumentedDifferences, type
  * The issue's point 5: every answer the mirror computes is compared, field by field, with
  * fake-bitbucket's own answer for the same request on the same repository state (the fake computes
  * its JSON from its real git repositories, so both must agree). Whole objects are compared, minus
- * the documented differences (README "Git mirror": `author.user` / `tagger.user`).
+ * the documented differences (docs/mirror.md: `author.user` / `tagger.user`).
  */
 
 /** What the sidecar sends upstream for a client URL: the canonical path and sorted query. */

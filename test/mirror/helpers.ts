@@ -81,7 +81,7 @@ export function asClientSees(fakeUrl: string, json: unknown): unknown {
 }
 
 /**
- * The documented differences of mirror answers (README "Git mirror"): git does not know which
+ * The documented differences of mirror answers (docs/mirror.md): git does not know which
  * Bitbucket account an e-mail address belongs to, so `author.user` / `tagger.user` are absent.
  */
 export function withoutDocumentedDifferences(value: unknown): unknown {
