@@ -186,7 +186,7 @@ async function scanPart(work: string): Promise<{ rows: ScanRow[]; checks: string
 
     const target = `repo-${String(Math.min(7, REPOS)).padStart(4, '0')}`;
     const pushed = await fake.pushCommit(WS, target, 'main', { 'pushed.txt': `pushed at ${new Date().toISOString()}\n` });
-    const delivery: Delivery = { eventKey: 'repo:push', requestUuid: 'bench', contentType: 'application/json', workspace: WS, repository: target, projectKey: 'P1', refs: [{ type: 'branch', name: 'main' }], emptyPush: false };
+    const delivery: Delivery = { eventKey: 'repo:push', requestUuid: 'bench', contentType: 'application/json', workspace: WS, repository: target, projectKey: 'P1', refs: [{ type: 'branch', name: 'main' }], deletedBranches: [], emptyPush: false };
     const fromPush = fake.requests.length;
     invalidateFor(mirrorOn.running.sidecar.cache, delivery);
     const warm = await scan(mirrorOn, `warm re-index after one push to ${target}`, '');

@@ -140,6 +140,18 @@ export class ScopeFacts {
     return dropped;
   }
 
+  /** Ends the grants whose source is `branch` of `fork` (the branch was deleted). */
+  dropGrantsOnBranch(fork: string, branch: string): boolean {
+    const key = fork.toLowerCase();
+    const grants = this.forks.get(key);
+    if (!grants) return false;
+    const kept = grants.filter((g) => g.branch !== branch);
+    if (kept.length === grants.length) return false;
+    if (kept.length) this.forks.set(key, kept);
+    else this.forks.delete(key);
+    return true;
+  }
+
   dropGrantsExcept(target: string, openIds: ReadonlySet<number>): void {
     for (const [fork, grants] of [...this.forks]) {
       const kept = grants.filter((g) => g.target !== target || openIds.has(g.prId));
@@ -221,11 +233,19 @@ export function pullRequestClosedTag(target: string, prId: number): string {
   return `pr-closed:${target.toLowerCase()}#${prId}`;
 }
 
-/** Ends the grants named by `pr-closed:` tags (published by the relay of any sidecar). */
+/** A signed push deleted `branch` of `fork`: grants with that source branch end. */
+export function sourceBranchDeletedTag(fork: string, branch: string): string {
+  return `branch-deleted:${fork.toLowerCase()}#${branch}`;
+}
+
+/** Ends the grants named by `pr-closed:` and `branch-deleted:` tags (published by the relay of any sidecar). */
 export function dropClosedGrants(facts: ScopeFacts, tags: readonly string[]): void {
   for (const t of tags) {
     const m = /^pr-closed:([^#]+)#(\d+)$/.exec(t);
     if (m) facts.dropForkGrant(m[1], Number(m[2]));
+    // A repository's full name holds no '#'; the branch name after it may.
+    const d = /^branch-deleted:([^#]+)#(.+)$/.exec(t);
+    if (d) facts.dropGrantsOnBranch(d[1], d[2]);
   }
 }
 

@@ -18,6 +18,8 @@ export interface Delivery {
   projectKey: string | null | undefined;
   /** repo:push: every ref named by `push.changes[].new` / `.old`. */
   refs: ChangedRef[];
+  /** repo:push: branches the push deleted (`new` is null). */
+  deletedBranches: string[];
   /** repo:push with no changes: the plugin re-indexes every matching project. */
   emptyPush: boolean;
   /** pullrequest:*: the pull request and the refs it names. */
@@ -115,6 +117,7 @@ export function parseDelivery(headers: IncomingHttpHeaders, body: Buffer): Deliv
   const projectKey = repo && 'project' in repo ? (typeof project?.key === 'string' ? project.key.toUpperCase() : null) : undefined;
 
   const refs: ChangedRef[] = [];
+  const deletedBranches: string[] = [];
   let emptyPush = false;
   if (eventKey === 'repo:push') {
     const changes = obj(json.push)?.changes;
@@ -124,6 +127,8 @@ export function parseDelivery(headers: IncomingHttpHeaders, body: Buffer): Deliv
       for (const r of [ref(change?.new), ref(change?.old)]) {
         if (r && !refs.some((x) => x.type === r.type && x.name === r.name)) refs.push(r);
       }
+      const old = ref(change?.old);
+      if (change && change.new === null && old?.type === 'branch') deletedBranches.push(old.name);
     }
     emptyPush = list.length === 0;
   }
@@ -154,6 +159,7 @@ export function parseDelivery(headers: IncomingHttpHeaders, body: Buffer): Deliv
     repository: names.repository,
     projectKey,
     refs,
+    deletedBranches,
     emptyPush,
     pullRequest,
   };

@@ -4,7 +4,7 @@ import type { Client } from '../auth/clients';
 import type { Clock } from '../upstream/budget-clock';
 import { BadDelivery, FORWARDED_EVENTS, parseDelivery, type Delivery } from './delivery';
 import { Forwarder, type ForwarderStats } from './forwarder';
-import { pullRequestClosedTag } from '../scope/facts';
+import { pullRequestClosedTag, sourceBranchDeletedTag } from '../scope/facts';
 import { InFlightBytes, readDeliveryBody } from './intake';
 import { invalidateFor, type Invalidator } from './invalidate';
 import { DeliveryQueue } from './queue';
@@ -216,6 +216,8 @@ export class WebhookRelay {
     if (verified && d.pullRequest && (d.eventKey === 'pullrequest:rejected' || d.eventKey === 'pullrequest:fulfilled')) {
       this.deps.cache.invalidateTags([pullRequestClosedTag(full, d.pullRequest.id)]);
     }
+    // A signed push that deleted a branch ends the fork grants whose source it was.
+    if (verified && d.deletedBranches.length > 0) this.deps.cache.invalidateTags(d.deletedBranches.map((b) => sourceBranchDeletedTag(full, b)));
     if (verified && inScope.length > 0) this.deps.onDelivery?.(d, now);
 
     const base = { event: d.eventKey, requestUuid: d.requestUuid, repository: full };

@@ -7,7 +7,7 @@ import { startFakeBitbucket, type FakeBitbucket } from '../../src/fake-bitbucket
 import { sign } from '../../src/webhooks/signature';
 import { basicAuth } from '../helpers/stack';
 import { request } from '../ops/http';
-import { deliver, headersFor, startRelay, type RelayStack } from '../webhooks/helpers';
+import { deliver, headersFor, pushBody, startRelay, type RelayStack } from '../webhooks/helpers';
 
 const SECRET = 'grant-end-secret';
 const FORK_BRANCH = '/2.0/repositories/jdoe/service-api-fork/refs/branches/feature%2FBB-2';
@@ -55,6 +55,28 @@ describe('a fork grant ends when its pull request does', () => {
     expect(r.status).toBe(200);
     expect((await get(FORK_BRANCH)).status).toBe(404);
     expect(fake.requests.filter((q) => q.path.endsWith('/pullrequests'))).toEqual([]);
+  });
+
+  it('on a signed push that deletes the source branch, at once', async () => {
+    relay = await startRelay(fake, [{ id: 'ci', scope: [{ workspace: 'acme', projects: ['CI'] }] }], { webhooks: { secret: SECRET } });
+    expect((await get('/2.0/repositories/acme/service-api/pullrequests?pagelen=50')).status).toBe(200);
+    expect((await get(FORK_BRANCH)).status).toBe(200);
+    const push = (branch: string) => {
+      const j = JSON.parse(pushBody('jdoe', 'service-api-fork', 'FORK', branch, 'a'.repeat(40)).toString('utf8'));
+      j.push.changes[0].new = null;
+      j.push.changes[0].closed = true;
+      return Buffer.from(JSON.stringify(j));
+    };
+    // Another branch of the fork deleted: the grant stays.
+    const other = push('feature/unrelated');
+    expect((await deliver(relay.url, other, headersFor('repo:push', undefined, { 'x-hub-signature': sign(other, SECRET) }))).status).toBe(200);
+    expect((await get(FORK_BRANCH)).status).toBe(200);
+    // Unsigned: nothing ends.
+    const body = push('feature/BB-2');
+    expect((await deliver(relay.url, body, headersFor('repo:push', undefined, { 'x-hub-signature': sign(body, 'not-the-secret') }))).status).toBe(403);
+    expect((await get(FORK_BRANCH)).status).toBe(200);
+    expect((await deliver(relay.url, body, headersFor('repo:push', undefined, { 'x-hub-signature': sign(body, SECRET) }))).status).toBe(200);
+    expect((await get(FORK_BRANCH)).status).toBe(404);
   });
 
   it('an unsigned or forged delivery ends nothing', async () => {
