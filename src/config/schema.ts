@@ -15,6 +15,19 @@ const slug = z
 const sha256Hex = z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (the sha256 printed by `token create`)').transform((s) => s.toLowerCase());
 const hostPort = z.object({ host: z.string().min(1).default('0.0.0.0'), port: z.number().int().min(0).max(65535) }).strict();
 const httpUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL').transform((u) => u.replace(/\/+$/, ''));
+/**
+ * `upstream.proxy`: the outbound proxy, taking precedence over HTTPS_PROXY/NO_PROXY. Credentials go
+ * in `username`/`password` (secret references), never in the URL, so the URL can be logged.
+ */
+const proxySchema = z
+  .object({
+    url: httpUrl.refine((u) => !/^https?:\/\/[^/]*@/.test(u), 'must not hold credentials (use username and password)').refine((u) => new URL(u).pathname === '/', 'must be a proxy origin such as http://proxy.example:3128, without a path'),
+    username: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+    noProxy: z.array(z.string().min(1).regex(/^[*.]?[A-Za-z0-9.-]*$/, 'must be a host name, a .domain suffix or *')).default([]),
+  })
+  .strict()
+  .refine((p) => (p.username === undefined) === (p.password === undefined), { message: 'username and password go together' });
 const byteSize = z
   .union([z.number(), z.string()])
   .transform((v, ctx) => {
@@ -341,6 +354,7 @@ export const configSchema = z
         webUrl: httpUrl.default('https://bitbucket.org'),
         auth: upstreamAuth,
         gitAuth: z.object({ username: z.string().min(1), password: z.string().min(1) }).strict().optional(),
+        proxy: proxySchema.optional(),
         budget: budgetSchema,
         timeouts: z
           .object({ connectMs: z.number().int().min(100).default(10_000), responseMs: z.number().int().min(100).default(30_000) })
