@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
+import { parseDocument, type YAMLError } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from './schema';
 import { resolveSecretReferences, SecretReferenceError } from './secrets';
@@ -18,13 +18,29 @@ export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   } catch (e) {
     throw new ConfigError([`${file}: cannot be read (${(e as NodeJS.ErrnoException).code ?? 'error'})`]);
   }
-  return parseConfigText(text, env);
+  return parseConfigText(text, env, file);
 }
 
-export function parseConfigText(text: string, env: NodeJS.ProcessEnv = process.env): Config {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) throw new ConfigError(doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`));
+/** Syntax errors after the first few are nearly always echoes of them. */
+const SHOWN_YAML_ERRORS = 3;
+
+export function parseConfigText(text: string, env: NodeJS.ProcessEnv = process.env, file = '(config)'): Config {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const shown = doc.errors.slice(0, SHOWN_YAML_ERRORS).map((e) => yamlProblem(file, e));
+    const more = doc.errors.length - shown.length;
+    throw new ConfigError(more > 0 ? [...shown, `(${more} more YAML error${more > 1 ? 's' : ''} after these, most likely caused by the first)`] : shown);
+  }
   return validateConfig(doc.toJS(), env);
+}
+
+/** `FILE:LINE:COLUMN: message` and the yaml library's own excerpt with its caret. */
+function yamlProblem(file: string, e: YAMLError): string {
+  const [first, ...excerpt] = e.message.split('\n');
+  const where = e.linePos ? `${file}:${e.linePos[0].line}:${e.linePos[0].col}` : file;
+  const message = first.replace(/ at line \d+, column \d+:?$/, '');
+  const context = excerpt.filter((l, i) => l.trim() !== '' || i > 0).join('\n    ').trimEnd();
+  return `${where}: YAML: ${message}${context ? `\n    ${context}` : ''}`;
 }
 
 export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): Config {

@@ -28,6 +28,8 @@ const proxySchema = z
   })
   .strict()
   .refine((p) => (p.username === undefined) === (p.password === undefined), { message: 'username and password go together' });
+/** An upstream origin: the sidecar adds `/2.0/…` and `/{ws}/{repo}.git` itself, so a path is surely a mistake. */
+const upstreamOrigin = httpUrl.refine((u) => new URL(u).pathname === '/' && !new URL(u).search, 'must be an origin such as https://api.bitbucket.org, without a path (the sidecar adds /2.0 itself)');
 const byteSize = z
   .union([z.number(), z.string()])
   .transform((v, ctx) => {
@@ -350,8 +352,8 @@ export const configSchema = z
       .default({ dir: '/var/lib/bitbucket-sidecar/tls', leafValidityDays: 90 }),
     upstream: z
       .object({
-        apiUrl: httpUrl.default('https://api.bitbucket.org'),
-        webUrl: httpUrl.default('https://bitbucket.org'),
+        apiUrl: upstreamOrigin.default('https://api.bitbucket.org'),
+        webUrl: upstreamOrigin.default('https://bitbucket.org'),
         auth: upstreamAuth,
         gitAuth: z.object({ username: z.string().min(1), password: z.string().min(1) }).strict().optional(),
         proxy: proxySchema.optional(),
