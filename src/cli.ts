@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { mintOAuthConsumer, mintToken, sha256Hex } from './auth/tokens';
-import { ConfigError, loadConfigFile } from './config/load';
+import { ConfigError, loadConfigFile, loadTrustSettings } from './config/load';
 import { createLogger } from './ops/logger';
 import { reloadOnChange, startSidecar, stopOnSignals } from './serve';
 import { VERSION } from './sidecar';
@@ -115,9 +115,9 @@ export async function runCli(argv: string[], out: NodeJS.WritableStream = proces
     .action(async (opts: { format: string; out: string; config?: string; tlsDir: string }) => {
       if (!['pem', 'bundle', 'java'].includes(opts.format)) throw new CommanderError(2, 'usage', `error: --format must be pem, bundle or java\n`);
       const file = opts.config ?? process.env.BITBUCKET_SIDECAR_CONFIG;
-      const config = file ? loadConfigFile(file) : undefined;
-      const dir = config?.tls.dir ?? opts.tlsDir;
-      const hostnames = config?.server.https?.hostnames ?? [...DEFAULT_HOSTNAMES];
+      const trust = file ? loadTrustSettings(file) : undefined;
+      const dir = trust?.dir ?? opts.tlsDir;
+      const hostnames = trust?.hostnames ?? [...DEFAULT_HOSTNAMES];
       await exportTrust({ dir, hostnames }, opts.format as TrustFormat, opts.out);
       out.write(`wrote ${opts.format} trust export of ${dir} to ${opts.out}\n`);
     });

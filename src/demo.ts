@@ -77,6 +77,8 @@ export function demoBanner(demo: Demo): string {
     `  Demo Bitbucket:       ${demo.fake.url}  (fake upstream, workspaces acme, jdoe, other)`,
     `  Client "demo" token:  ${demo.token}`,
     '  (scope: workspace acme; the token is public and only works against the demo Bitbucket)',
+    `  Its permissions:      ${demoPermissions(demo).join(', ')}`,
+    '  (it can also write build statuses and manage webhooks, and read metrics: a real client gets only what it needs)',
     ...(demo.running.httpsPort !== undefined
       ? [`  HTTPS (as api.bitbucket.org / bitbucket.org): port ${demo.running.httpsPort}; trust ${demo.running.sidecar.config.tls.dir}/ca.pem`]
       : []),
@@ -86,6 +88,19 @@ export function demoBanner(demo: Demo): string {
     `  curl -s ${auth} '${u}/2.0/repositories/acme/service-api/src/main/Jenkinsfile?format=meta'`,
     `  curl -s -o /dev/null -w '%{http_code}\\n' ${auth} ${u}/2.0/repositories/jdoe/secret-notes   # 404: out of scope`,
     `  curl -s ${auth} ${u}/_sidecar/metrics | grep '^bitbucket_sidecar_mirror'   # answers from the git mirrors (metrics need ops:read)`,
+    `  git -c credential.helper= clone '${gitUrl(u, demo.token)}' /tmp/service-api   # git through the sidecar (and its mirror)`,
     '',
   ].join('\n');
+}
+
+function demoPermissions(demo: Demo): string[] {
+  return demo.running.sidecar.config.clients.find((c) => c.id === 'demo')?.permissions ?? [];
+}
+
+/** The clone URL with the demo credential in it (acceptable only because the demo token is public). */
+function gitUrl(sidecarUrl: string, token: string): string {
+  const u = new URL('/acme/service-api.git', sidecarUrl);
+  u.username = encodeURIComponent(DEMO_EMAIL);
+  u.password = token;
+  return u.href;
 }

@@ -24,6 +24,7 @@ import { ScopeGate } from './scope/gate';
 import { learningSource } from './scope/learn';
 import { UpstreamClient } from './upstream/client';
 import { upstreamCredentials } from './upstream/credentials';
+import { proxyChooser } from './upstream/proxy';
 import { upstreamSource } from './upstream/source';
 import { ResponseCache } from './cache/cache';
 import { sizeShapedMemo } from './respond/memo';
@@ -94,12 +95,17 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   const oauth = new OAuthIssuer(() => clients, 3600, now);
   const facts = new ScopeFacts(now);
   const creds = upstreamCredentials(config.upstream);
+  // One choice per upstream origin (config, else HTTPS_PROXY/NO_PROXY), shared by REST and git.
+  const outbound = proxyChooser(config.upstream.proxy);
+  const apiProxy = outbound(config.upstream.apiUrl);
+  const webProxy = outbound(config.upstream.webUrl);
   const upstream = new UpstreamClient({
     apiUrl: config.upstream.apiUrl,
     authorization: creds.rest,
     connectTimeoutMs: config.upstream.timeouts.connectMs,
     responseTimeoutMs: config.upstream.timeouts.responseMs,
     userAgent: `bitbucket-sidecar/${VERSION}`,
+    proxy: apiProxy,
   });
   const metrics = createMetrics();
   const readiness = createReadiness({ upstreamUrl: config.upstream.apiUrl, tlsExpected: config.server.https !== undefined });
@@ -129,6 +135,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     apiUrl: config.upstream.apiUrl,
     webUrl: config.upstream.webUrl,
     gitAuthorization: creds.git.header,
+    proxy: webProxy,
     inScope: (ws, repo) => mirrorScope(clients.clients, facts, ws, repo),
     metadataSeconds: config.cache.freshness.metadataSeconds,
     logger,
@@ -151,6 +158,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     userAgent: `bitbucket-sidecar/${VERSION}`,
     connectTimeoutMs: config.upstream.timeouts.connectMs,
     idleTimeoutMs: GIT_IDLE_TIMEOUT_MS,
+    proxy: webProxy,
     logger,
   });
   // Git through a fork grant is served from a repository holding only the PR's source branch (src/git/fork-repo.ts).
@@ -158,6 +166,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     dir: join(config.state.dir, 'fork-grants'),
     webUrl: config.upstream.webUrl,
     authorization: creds.git.header,
+    proxy: webProxy,
     maxBytes: config.forkGrants.maxBytes,
     maxRepositories: config.forkGrants.maxRepositories,
     fetchTimeoutMs: config.mirror.syncTimeoutSeconds * 1000,
@@ -209,7 +218,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     names,
     upstream: { api: config.upstream.apiUrl, web: config.upstream.webUrl },
     limits: { maxUrlLength: config.server.maxUrlLength, maxBodyBytes: config.server.maxBodyBytes },
-    handlers: { git: invalidateAfterPush(countGitBytes(forkGitHandler({ repos: forkRepos, logger }, mirrors.gitHandler(git.handler)), metrics), (ws, repo) => cache.invalidateRepository(ws, repo)), oauth: oauth.handler, avatar: avatarHandler({ webUrl: config.upstream.webUrl, ttlSeconds: config.cache.freshness.metadataSeconds }, () => clients), ...options.handlers },
+    handlers: { git: invalidateAfterPush(countGitBytes(forkGitHandler({ repos: forkRepos, logger }, mirrors.gitHandler(git.handler)), metrics), (ws, repo) => cache.invalidateRepository(ws, repo)), oauth: oauth.handler, avatar: avatarHandler({ webUrl: config.upstream.webUrl, proxy: webProxy, ttlSeconds: config.cache.freshness.metadataSeconds }, () => clients), ...options.handlers },
     ops: (req: IncomingMessage, res: ServerResponse) => ops(req, res),
     logger,
     onFinished: (record, seconds) => metrics.observeRequest(record, seconds),

@@ -9,6 +9,9 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 
 export default function globalSetup(): void {
+  // The sidecar honours the standard proxy variables; tests talk to loopback servers and start
+  // their own proxy where they need one, so an inherited proxy must not carry their traffic.
+  for (const k of Object.keys(process.env)) if (/^(https?|all|no)_proxy$/i.test(k)) delete process.env[k];
   const root = path.resolve(__dirname, '..');
   const tsc = require.resolve('typescript/bin/tsc');
   const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--incremental', '--tsBuildInfoFile', 'dist/.tsbuildinfo'], { cwd: root, encoding: 'utf8' });

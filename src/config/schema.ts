@@ -15,6 +15,21 @@ const slug = z
 const sha256Hex = z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (the sha256 printed by `token create`)').transform((s) => s.toLowerCase());
 const hostPort = z.object({ host: z.string().min(1).default('0.0.0.0'), port: z.number().int().min(0).max(65535) }).strict();
 const httpUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL').transform((u) => u.replace(/\/+$/, ''));
+/**
+ * `upstream.proxy`: the outbound proxy, taking precedence over HTTPS_PROXY/NO_PROXY. Credentials go
+ * in `username`/`password` (secret references), never in the URL, so the URL can be logged.
+ */
+const proxySchema = z
+  .object({
+    url: httpUrl.refine((u) => !/^https?:\/\/[^/]*@/.test(u), 'must not hold credentials (use username and password)').refine((u) => new URL(u).pathname === '/', 'must be a proxy origin such as http://proxy.example:3128, without a path'),
+    username: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+    noProxy: z.array(z.string().min(1).regex(/^[*.]?[A-Za-z0-9.-]*$/, 'must be a host name, a .domain suffix or *')).default([]),
+  })
+  .strict()
+  .refine((p) => (p.username === undefined) === (p.password === undefined), { message: 'username and password go together' });
+/** An upstream origin: the sidecar adds `/2.0/…` and `/{ws}/{repo}.git` itself, so a path is surely a mistake. */
+const upstreamOrigin = httpUrl.refine((u) => new URL(u).pathname === '/' && !new URL(u).search, 'must be an origin such as https://api.bitbucket.org, without a path (the sidecar adds /2.0 itself)');
 const byteSize = z
   .union([z.number(), z.string()])
   .transform((v, ctx) => {
@@ -337,10 +352,11 @@ export const configSchema = z
       .default({ dir: '/var/lib/bitbucket-sidecar/tls', leafValidityDays: 90 }),
     upstream: z
       .object({
-        apiUrl: httpUrl.default('https://api.bitbucket.org'),
-        webUrl: httpUrl.default('https://bitbucket.org'),
+        apiUrl: upstreamOrigin.default('https://api.bitbucket.org'),
+        webUrl: upstreamOrigin.default('https://bitbucket.org'),
         auth: upstreamAuth,
         gitAuth: z.object({ username: z.string().min(1), password: z.string().min(1) }).strict().optional(),
+        proxy: proxySchema.optional(),
         budget: budgetSchema,
         timeouts: z
           .object({ connectMs: z.number().int().min(100).default(10_000), responseMs: z.number().int().min(100).default(30_000) })

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ForkGrant } from '../scope/facts';
 import { gitError, runGit, upstreamGitConfig, type GitResult } from '../mirror/git-run';
+import type { OutboundProxy } from '../upstream/proxy';
 import { dirBytes } from '../mirror/manager';
 
 export interface ForkRepoSettings {
@@ -29,6 +30,8 @@ export interface ForkRepoSettings {
   webUrl: string;
   /** Authorization header value of the upstream git credential. Never logged. */
   authorization: string;
+  /** The outbound proxy for the web origin. */
+  proxy?: OutboundProxy;
   maxBytes: number;
   maxRepositories: number;
   /** A fetch still running after this long is killed. */
@@ -283,7 +286,7 @@ export class ForkRepos {
   private git(args: string[], gitDir: string): Promise<GitResult> {
     return runGit(args, {
       gitDir,
-      env: upstreamGitConfig(this.settings.webUrl, this.settings.authorization),
+      env: upstreamGitConfig(this.settings.webUrl, this.settings.authorization, this.settings.proxy),
       timeoutMs: this.settings.fetchTimeoutMs,
       signal: this.abort.signal,
       onSpawn: this.settings.onSpawn,

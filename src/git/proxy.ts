@@ -1,10 +1,10 @@
-import http, { type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
-import https from 'node:https';
+import { type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
 import { createProxyMiddleware } from 'http-proxy-middleware';
 import type { Logger } from 'pino';
 import type { StreamContext, StreamHandler } from '../listen/pipeline';
+import { nodeAgent, type OutboundProxy } from '../upstream/proxy';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers';
 import { gitTarget, type GitTarget } from './target';
 import { upstreamFailure, type GitFailure } from './upstream-status';
@@ -24,6 +24,8 @@ export interface GitProxySettings {
    * this is minutes, not seconds.
    */
   idleTimeoutMs: number;
+  /** The outbound proxy for the web origin (see upstream/proxy.ts). */
+  proxy?: OutboundProxy;
   logger: Logger;
 }
 
@@ -58,11 +60,10 @@ export interface GitProxy {
  */
 export function createGitProxy(settings: GitProxySettings): GitProxy {
   const base = new URL(settings.webUrl);
-  const secure = base.protocol === 'https:';
   // Free sockets are dropped before a typical server's keep-alive timeout (Node's own is 5 s) so
   // that a streamed POST is never written into a connection the server is just closing.
   const agentOptions = { keepAlive: true, timeout: 4_000, scheduling: 'lifo' as const };
-  const agent = secure ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+  const agent = nodeAgent(base, settings.proxy, agentOptions);
   const inflight = new WeakMap<IncomingMessage, InFlight>();
   const log = settings.logger.child({ component: 'git' });
 

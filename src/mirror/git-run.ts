@@ -9,6 +9,7 @@
  * only by the sidecar's own user.
  */
 import { spawn } from 'node:child_process';
+import { gitProxyConfig, type OutboundProxy } from '../upstream/proxy';
 
 /** Operator settings for git's TLS that are kept although every other `GIT_*` variable is dropped. */
 const KEPT_GIT_VARIABLES = new Set(['GIT_SSL_CAINFO', 'GIT_SSL_CAPATH', 'GIT_EXEC_PATH']);
@@ -16,8 +17,8 @@ const KEPT_GIT_VARIABLES = new Set(['GIT_SSL_CAINFO', 'GIT_SSL_CAPATH', 'GIT_EXE
 /**
  * process.env without inherited `GIT_*` variables (a stray GIT_DIR or GIT_CONFIG_PARAMETERS would
  * redirect or reconfigure every command) and without user or system git configuration, never
- * prompting. Proxy (`https_proxy`, `no_proxy`) and CA (`SSL_CERT_FILE`, `GIT_SSL_CAINFO`) settings
- * of the operator are kept: a sidecar behind a corporate proxy needs them for git as for REST.
+ * prompting. CA settings of the operator (`SSL_CERT_FILE`, `GIT_SSL_CAINFO`) are kept; the proxy for
+ * the upstream is set per URL by `upstreamGitConfig`, so git and REST make the same choice.
  */
 export function mirrorGitEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -40,12 +41,13 @@ export function mirrorGitEnv(extra: Record<string, string | undefined> = {}): No
 /**
  * Environment entries that make git send `authorization` to the upstream web URL (and nowhere
  * else), never follow a redirect (which could carry the request elsewhere) and never ask a
- * credential helper or a terminal. Protocol v0 costs one request for a fetch that finds nothing
+ * credential helper or a terminal, and reach it through the outbound proxy chosen for it (or directly). Protocol v0 costs one request for a fetch that finds nothing
  * new (v2 needs two), which matters when a mirror is checked once per scan.
  */
-export function upstreamGitConfig(webUrl: string, authorization: string): Record<string, string> {
+export function upstreamGitConfig(webUrl: string, authorization: string, proxy?: OutboundProxy): Record<string, string> {
   const pairs: [string, string][] = [
     [`http.${webUrl.replace(/\/+$/, '')}/.extraHeader`, `Authorization: ${authorization}`],
+    ...gitProxyConfig(webUrl, proxy),
     ['http.followRedirects', 'false'],
     ['credential.helper', ''],
     ['protocol.version', '0'],

@@ -12,6 +12,7 @@
  * invalidation, so the relay's cache invalidation reaches the mirrors without further wiring.
  */
 import { join } from 'node:path';
+import type { OutboundProxy } from '../upstream/proxy';
 import type { Logger } from 'pino';
 import type { Client } from '../auth/clients';
 import type { ScopeFacts } from '../scope/facts';
@@ -38,6 +39,8 @@ export interface MirrorDeps {
   apiUrl: string;
   webUrl: string;
   gitAuthorization: string;
+  /** The outbound proxy for the web origin. */
+  proxy?: OutboundProxy;
   /** Whether some client may read the repository ('unknown' while its project is not known). */
   inScope: (ws: string, repo: string) => 'yes' | 'no' | 'unknown';
   /** `cache.freshness.metadataSeconds`: how long a listed repository object stands for the repository. */
@@ -72,6 +75,7 @@ export function createMirrors(config: MirrorConfig, deps: MirrorDeps): Mirrors {
   const manager = new MirrorManager(settings, {
     webUrl: deps.webUrl,
     gitAuthorization: deps.gitAuthorization,
+    proxy: deps.proxy,
     inScope: deps.inScope,
     mainBranch: (ws, repo) => index.mainBranch(ws, repo),
     budget,

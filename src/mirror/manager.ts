@@ -16,6 +16,7 @@ import { mkdir, readdir, rename, rm, stat, writeFile, readFile, lstat } from 'no
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { GitBudget } from './budget';
+import type { OutboundProxy } from '../upstream/proxy';
 import { gitError, runGit, upstreamGitConfig } from './git-run';
 import { ReaderPool } from './objects';
 import { MirrorReader } from './reader';
@@ -90,6 +91,8 @@ export interface ManagerDeps {
   webUrl: string;
   /** Authorization header value of the upstream git credential. */
   gitAuthorization: string;
+  /** The outbound proxy for the web origin. */
+  proxy?: OutboundProxy;
   /** Whether some client may read the repository ('unknown' while its project is not known). */
   inScope: (ws: string, repo: string) => 'yes' | 'no' | 'unknown';
   /** The repository's main branch when known (the mirror's HEAD follows it). */
@@ -360,7 +363,7 @@ export class MirrorManager {
       const started = this.now();
       st.again = false;
       const url = `${this.deps.webUrl.replace(/\/+$/, '')}/${st.ws}/${st.repo}.git`;
-      const env = upstreamGitConfig(this.deps.webUrl, this.deps.gitAuthorization);
+      const env = upstreamGitConfig(this.deps.webUrl, this.deps.gitAuthorization, this.deps.proxy);
       const common = { env, timeoutMs: this.settings.syncTimeoutSeconds * 1000, signal: this.abort.signal, onSpawn: this.deps.onSpawn, maxStdoutBytes: 1024 ** 2 };
       const creating = !st.exists;
       let ok: boolean;

@@ -1,11 +1,10 @@
 import { LRUCache } from 'lru-cache';
-import { Agent, request } from './undici';
+import { upstreamDispatcher, type OutboundProxy } from './proxy';
+import { request, type Dispatcher } from './undici';
 import type { ClientDirectory } from '../auth/clients';
 import type { StreamHandler } from '../listen/pipeline';
 import { sendError } from '../respond/errors';
 
-let agent: Agent | undefined;
-const avatarAgent = () => (agent ??= new Agent({ keepAliveTimeout: 4_000 }));
 
 /** What upstream answered for one workspace's avatar: the image, or the status we answer instead. */
 type Avatar = { ok: true; type: string; data: Buffer } | { ok: false; status: 404 | 502; message: string };
@@ -16,6 +15,8 @@ export interface AvatarSettings {
   ttlSeconds: number;
   /** Bound on the bytes of all kept avatars. */
   maxBytes?: number;
+  /** The outbound proxy for the web origin. */
+  proxy?: OutboundProxy;
 }
 
 /** An avatar larger than this is passed on but not kept. */
@@ -30,13 +31,14 @@ const REFUSAL_TTL_MS = 30_000;
  * period: answers are kept per workspace, bounded in bytes, and concurrent misses share one fetch.
  */
 export function avatarHandler(settings: AvatarSettings, directory: () => ClientDirectory): StreamHandler {
+  const agent = upstreamDispatcher(settings.proxy, { keepAliveTimeout: 4_000 });
   const avatars = new LRUCache<string, Avatar>({
     maxSize: settings.maxBytes ?? 8 * 1024 * 1024,
     maxEntrySize: MAX_AVATAR_BYTES,
     sizeCalculation: (a) => (a.ok ? a.data.length : 0) + 256,
     ttl: Math.max(1, settings.ttlSeconds) * 1000,
     fetchMethod: async (ws, _stale, { options }): Promise<Avatar> => {
-      const avatar = await fetchAvatar(settings.webUrl, ws);
+      const avatar = await fetchAvatar(settings.webUrl, ws, agent);
       if (!avatar.ok) options.ttl = REFUSAL_TTL_MS;
       return avatar;
     },
@@ -65,10 +67,10 @@ export function avatarHandler(settings: AvatarSettings, directory: () => ClientD
   };
 }
 
-async function fetchAvatar(webUrl: string, ws: string): Promise<Avatar> {
+async function fetchAvatar(webUrl: string, ws: string, agent: Dispatcher): Promise<Avatar> {
   const url = `${webUrl}/workspaces/${encodeURIComponent(ws)}/avatar/`;
   try {
-    const up = await request(url, avatarAgent(), { method: 'GET', headersTimeout: 15_000, bodyTimeout: 15_000 });
+    const up = await request(url, agent, { method: 'GET', headersTimeout: 15_000, bodyTimeout: 15_000 });
     if (up.statusCode !== 200) {
       await up.body.dump();
       return up.statusCode === 404 ? { ok: false, status: 404, message: 'Resource not found' } : { ok: false, status: 502, message: 'Bitbucket did not return the avatar' };

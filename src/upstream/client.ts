@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { gunzipSync } from 'node:zlib';
-import { Agent, errors, type Dispatcher } from './undici';
+import { upstreamDispatcher, type OutboundProxy } from './proxy';
+import { errors, type Dispatcher } from './undici';
 import { parseJsonBody } from '../respond/memo';
 import { upstreamPath, type ApiAnswer, type ApiCall } from '../routes/call';
 
@@ -11,6 +12,8 @@ export interface UpstreamClientSettings {
   responseTimeoutMs: number;
   userAgent: string;
   maxBodyBytes?: number;
+  /** The outbound proxy for the API origin (see upstream/proxy.ts). */
+  proxy?: OutboundProxy;
 }
 
 /** Upstream response headers worth keeping; everything else (cookies, internals) is dropped. */
@@ -31,7 +34,7 @@ export class UpstreamError extends Error {
  * Never retries: a retried write could be applied twice.
  */
 export class UpstreamClient {
-  private readonly agent: Agent;
+  private readonly agent: Dispatcher;
   readonly origin: string;
   private readonly basePath: string;
   /** The same for every call (a write adds its content type to a copy). */
@@ -41,7 +44,7 @@ export class UpstreamClient {
     const u = new URL(settings.apiUrl);
     this.origin = u.origin;
     this.basePath = u.pathname.replace(/\/$/, '');
-    this.agent = new Agent({
+    this.agent = upstreamDispatcher(settings.proxy, {
       connect: { timeout: settings.connectTimeoutMs },
       keepAliveTimeout: 30_000,
       connections: 64,
@@ -160,6 +163,9 @@ function toUpstreamError(e: unknown): UpstreamError {
   if (e instanceof errors.HeadersTimeoutError || e instanceof errors.BodyTimeoutError || e instanceof errors.ConnectTimeoutError) {
     return new UpstreamError(504, 'Bitbucket did not answer in time');
   }
+  // Our own cancellations arrive as UpstreamError (above); a refused proxy tunnel is undici's only other abort.
+  const refused = e instanceof Error ? /^Proxy response \((\d{3})\)/.exec(e.message) : null;
+  if (refused) return new UpstreamError(502, `The outbound proxy refused the connection to Bitbucket (${refused[1]}); check upstream.proxy or HTTPS_PROXY`);
   if (e instanceof Error && e.name === 'AbortError') return new UpstreamError(504, 'The request was cancelled');
   if (e instanceof Error && /gunzip|incorrect header|unexpected end/i.test(e.message)) return new UpstreamError(502, 'Bitbucket sent a corrupt response');
   return new UpstreamError(502, 'Bitbucket is unreachable or closed the connection');

@@ -27,5 +27,5 @@ export function upstreamCredentials(upstream: Config['upstream']): UpstreamCrede
 export function upstreamSecrets(upstream: Config['upstream']): string[] {
   const c = upstreamCredentials(upstream);
   const raw = upstream.auth.type === 'basic' ? upstream.auth.password : upstream.auth.token;
-  return [raw, c.git.password, c.rest, c.git.header];
+  return [raw, c.git.password, c.rest, c.git.header, ...(upstream.proxy?.password ? [upstream.proxy.password] : [])];
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -82,4 +82,20 @@ describe('bitbucket-sidecar CLI', () => {
     expect(help.code).toBe(0);
     expect(help.out).toMatch(/serve[\s\S]*config[\s\S]*token[\s\S]*demo/);
   });
+
+  it('ca export --config needs only tls.dir: the upstream secrets may be absent', async () => {
+    const tlsDir = join(dir, 'tls');
+    const p = file('trust.yaml', `${good('d'.repeat(64))}tls:\n  dir: ${tlsDir}\n`);
+    const out = join(dir, 'ca.pem');
+    const r = await cli(['ca', 'export', '--format', 'pem', '--out', out, '--config', p], {});
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`trust export of ${tlsDir}`);
+    expect(readFileSync(out, 'utf8')).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    // What it does read is still checked.
+    const bad = await cli(['ca', 'export', '--format', 'pem', '--out', out, '--config', file('bad-trust.yaml', 'tls: { dir: 7 }\n')], {});
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/tls\.dir: /);
+  });
 });
+

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, parseConfigText } from '../../src/config/load';
+import { ConfigError, loadConfigFile, parseConfigText } from '../../src/config/load';
 
 const HASH = 'a'.repeat(64);
 const base = (clients: string, extra = '') => `
@@ -81,8 +81,8 @@ describe('configuration', () => {
   });
 
   it('reports YAML syntax errors and duplicate keys', () => {
-    expect(problems('clients: [')[0]).toMatch(/^YAML:/);
-    expect(problems(`${base(oneClient)}\ncache: {}\ncache: {}`)[0]).toMatch(/^YAML:/);
+    expect(problems('clients: [')[0]).toMatch(/^\(config\):\d+:\d+: YAML:/);
+    expect(problems(`${base(oneClient)}\ncache: {}\ncache: {}`)[0]).toMatch(/^\(config\):\d+:\d+: YAML: Map keys must be unique/);
   });
 
   it('parses sizes and expiry dates', () => {
@@ -91,4 +91,32 @@ describe('configuration', () => {
     expect(c.clients[0].tokens?.[0].expiresAt?.toISOString()).toBe('2027-03-01T00:00:00.000Z');
     expect(problems(base(oneClient, 'cache: { maxBytes: lots }'))[0]).toMatch(/^cache\.maxBytes: must be a size/);
   });
+
+  it('names a YAML syntax error\'s file, line and column with the library\'s excerpt, and only the first few', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'config-yaml-'));
+    const file = join(dir, 'sidecar.yaml');
+    const lines = base(oneClient).split('\n');
+    lines.splice(4, 0, '    password2: "unterminated');
+    writeFileSync(file, `${lines.join('\n')}\n${'  - ] oops\n'.repeat(20)}`);
+    let got: string[] = [];
+    try {
+      loadConfigFile(file, env);
+    } catch (e) {
+      got = (e as ConfigError).problems;
+    }
+    expect(got[0]).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:5:\\d+: YAML: `));
+    expect(got[0]).toContain('password2: "unterminated');
+    expect(got[0]).toMatch(/\n\s*\^/);
+    expect(got.length).toBeLessThanOrEqual(4);
+    expect(got.join('\n')).not.toContain('upstream-secret-value');
+  });
+
+  it('refuses upstream URLs with a path and proxy URLs with credentials', () => {
+    expect(problems(base(oneClient, 'x: 1').replace('upstream:\n', 'upstream:\n  apiUrl: https://api.bitbucket.org/2.0\n'))).toEqual(expect.arrayContaining([expect.stringMatching(/^upstream\.apiUrl: must be an origin/)]));
+    const proxied = (proxy: string) => problems(base(oneClient).replace('upstream:\n', `upstream:\n  proxy: ${proxy}\n`));
+    expect(proxied('{ url: "http://u:p@proxy.example:3128" }')).toEqual([expect.stringMatching(/^upstream\.proxy\.url: must not hold credentials/)]);
+    expect(proxied('{ url: "http://proxy.example:3128", username: u }')).toEqual([expect.stringMatching(/username and password go together/)]);
+    expect(() => parseConfigText(base(oneClient).replace('upstream:\n', 'upstream:\n  proxy: { url: "http://proxy.example:3128", noProxy: [".corp.example"] }\n'), env)).not.toThrow();
+  });
 });
+

@@ -199,6 +199,9 @@ describe('real Bitbucket: .env + compose.real.yaml + deploy/sidecar/config.yaml'
 
   it('compose refuses to start with the real override while a required value is missing', () => {
     expect(() => interpolate(read('compose.real.yaml'), { ...filled, BITBUCKET_API_TOKEN: '' })).toThrow(/BITBUCKET_API_TOKEN/);
+    // Not compose.yaml's demo default: the real setup has no admin password until .env gives one.
+    expect(() => interpolate(read('compose.real.yaml'), { ...filled, JENKINS_ADMIN_PASSWORD: '' })).toThrow(/JENKINS_ADMIN_PASSWORD/);
+    expect(parse(interpolate(read('compose.real.yaml'), filled)).services.jenkins.environment.JENKINS_ADMIN_PASSWORD).toBe('secret');
   });
 
   it('the override runs `serve` with the mounted config, which loads with the .env values', () => {
