@@ -62,17 +62,25 @@ function target(l: Listing): string {
 describe('listing properties', () => {
   let whole: Stack;
   let visibleOnly: Stack;
+  let wholeFake: FakeBitbucket;
   let reducedFake: FakeBitbucket;
+  // Every distinct fields= is a distinct upstream call: a long run spends more than one client's
+  // share of the default hourly budget, and pacing (correct, but minutes) is not what this checks.
+  const roomy = (fake: FakeBitbucket) => ({
+    upstream: { apiUrl: fake.url, webUrl: fake.url, auth: { type: 'basic', username: fake.credentials.email, password: fake.credentials.apiToken }, budget: { repositoryRequestsPerHour: 1_000_000 } },
+  });
   beforeAll(async () => {
-    whole = await startStack(CLIENTS);
+    wholeFake = await startFakeBitbucket({ seed: 'demo' });
+    whole = await startStack(CLIENTS, { fakeInstance: wholeFake, config: roomy(wholeFake) });
     reducedFake = await startFakeBitbucket({ seed: 'demo' });
     const repos = reducedFake.model.repositories;
     for (let i = repos.length - 1; i >= 0; i--) if (repos[i].workspace === 'acme' && HIDDEN.includes(repos[i].slug)) repos.splice(i, 1);
-    visibleOnly = await startStack(CLIENTS, { fakeInstance: reducedFake });
+    visibleOnly = await startStack(CLIENTS, { fakeInstance: reducedFake, config: roomy(reducedFake) });
   });
   afterAll(async () => {
     await whole?.stop();
     await visibleOnly?.stop();
+    await wholeFake?.close();
     await reducedFake?.close();
   });
 
