@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
 import { createProxyMiddleware } from 'http-proxy-middleware';
 import type { Logger } from 'pino';
-import type { StreamContext, StreamHandler } from '../listen/pipeline';
+import type { StreamContext, StreamHandler } from '../core/stream';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers';
 import { gitTarget, type GitTarget } from './target';
 import { upstreamFailure, type GitFailure } from './upstream-status';

@@ -13,11 +13,11 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { Client } from '../auth/clients';
+import type { Client } from '../core/client';
 import type { ScopeFacts } from '../scope/facts';
 import { decideRepository } from '../scope/policy';
-import type { StreamHandler } from '../listen/pipeline';
-import type { Source } from '../routes/call';
+import type { StreamHandler } from '../core/stream';
+import type { Source } from '../core/call';
 import { GitBudget } from './budget';
 import { RepositoryIndex } from './derived';
 import { MirrorManager, type MirrorSettings } from './manager';

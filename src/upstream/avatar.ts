@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { Agent, request } from './undici';
 import type { ClientDirectory } from '../auth/clients';
-import type { StreamHandler } from '../listen/pipeline';
+import type { StreamHandler } from '../core/stream';
 import { sendError } from '../respond/errors';
 
 let agent: Agent | undefined;

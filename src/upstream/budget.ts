@@ -1,4 +1,4 @@
-import type { ApiAnswer, ApiCall } from '../routes/call';
+import type { ApiAnswer, ApiCall } from '../core/call';
 import { neverBackwards, systemClock, type Clock } from './budget-clock';
 import { MemoryBudgetWindow, type BudgetWindow } from './budget-window';
 
