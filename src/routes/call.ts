@@ -1,5 +1,4 @@
 import type { ApiCall } from '../core/call';
-import type { RouteDef, RouteParams } from '../core/route';
 import { encodeQuery, encodeSegment } from './canonical';
 
 export function canonicalQuery(pairs: readonly [string, string][], allowed: readonly string[]): [string, string][] {
