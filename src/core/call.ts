@@ -1,3 +1,4 @@
+/** What every source layer speaks: a checked call in, an answer out (the stack is built in src/sidecar.ts). */
 import type { RouteDef, RouteParams } from './route';
 
 export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';

@@ -1,6 +1,6 @@
+/** A row of the route table (src/routes/catalog.ts) and what matching a request against it yields. */
 import type { Permission } from './client';
 
-/** A row of the route table (src/routes/catalog.ts) and what matching a request against it yields. */
 export type Face = 'api' | 'web';
 export type Handler = 'proxy' | 'identity' | 'git' | 'oauth' | 'avatar';
 /** How long an answer may be reused; `dynamic` means the cache stage decides from the parameters. */
