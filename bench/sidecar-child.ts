@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { writeHeapSnapshot } from 'node:v8';
 import { validateConfig } from '../src/config/load';
 import { createLogger } from '../src/ops/logger';
-import { clearMemo } from '../src/respond/memo';
+import { clearMemo } from '../src/core/body-memo';
 import { startSidecar, type RunningSidecar } from '../src/serve';
 
 interface Message {

@@ -1,4 +1,4 @@
-import { memoizeRecent } from '../src/memoize';
+import { memoizeRecent } from '../src/core/memoize';
 
 describe('memoizeRecent', () => {
   it('computes once per value seen recently, and forgets everything past its bound', () => {

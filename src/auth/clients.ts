@@ -1,23 +1,7 @@
-import type { ClientConfig, Permission } from '../config/schema';
-import { globToRegExp } from '../scope/glob';
+import type { ClientConfig } from '../config/schema';
+import type { Client } from '../core/client';
+import { globToRegExp } from '../config/glob';
 import { digestsEqual, sha256Hex } from './tokens';
-
-export interface ScopeRule {
-  workspace: string;
-  /** Upper-case project keys; undefined = every project. */
-  projects?: readonly string[];
-  /** undefined = every repository of the workspace. */
-  repositories?: readonly RegExp[];
-}
-
-export interface Client {
-  id: string;
-  scope: readonly ScopeRule[];
-  permissions: ReadonlySet<Permission>;
-  /** Weight in the fair shares of the upstream budget. */
-  budgetWeight?: number;
-  webhooks?: { forwardTo?: string; secret?: string };
-}
 
 interface TokenEntry {
   sha256: string;

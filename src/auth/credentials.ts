@@ -1,4 +1,4 @@
-import { memoizeRecent } from '../memoize';
+import { memoizeRecent } from '../core/memoize';
 
 /** What a client presented in its Authorization header; the user name is informational only. */
 export type PresentedCredential =

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Client } from './clients';
+import type { Client } from '../core/client';
 
 /** A stable uuid for a client id (name-based, so it survives restarts and replicas). */
 export function clientUuid(clientId: string): string {

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { StreamHandler } from '../listen/pipeline';
-import { readBody } from '../listen/body';
-import type { Client, ClientDirectory } from './clients';
+import type { StreamHandler } from '../core/stream';
+import { readBody } from '../core/body';
+import type { ClientDirectory } from './clients';
+import type { Client } from '../core/client';
 import { parseAuthorization } from './credentials';
 import { sha256Hex } from './tokens';
 

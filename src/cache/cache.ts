@@ -1,10 +1,10 @@
 import { errorAnswer } from '../respond/errors';
-import { memoMaxBytes, parseJsonBody, rememberParsedAs } from '../respond/memo';
-import type { ApiAnswer, ApiCall, Source } from '../routes/call';
+import { memoMaxBytes, parseJsonBody, rememberParsedAs } from '../core/body-memo';
+import type { ApiAnswer, ApiCall, Source } from '../core/call';
 import { BUDGET_REFUSED_HEADER } from '../upstream/budget-source';
 import { freshnessOf, isStorable, isUpstreamTrouble, lifetimeMs, DEFAULT_FRESHNESS, type Freshness, type FreshnessConfig } from './freshness';
 import { cacheKey, tagsChangedBy, tagsOf } from './key';
-import { cacheStatus, type CacheStatusParts } from './status';
+import { cacheStatus, type CacheStatusParts } from '../core/cache-status';
 import { CacheStore, type Entry } from './store';
 import type { SharedTier } from './tier';
 

@@ -1,4 +1,4 @@
-import type { ApiCall } from '../routes/call';
+import type { ApiCall } from '../core/call';
 
 /** How long answers of each class stay fresh (seconds). Names are the `cache.freshness` config keys. */
 export interface FreshnessConfig {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { callKey, type ApiCall } from '../routes/call';
+import { callKey } from '../routes/call';
+import type { ApiCall } from '../core/call';
 
 /**
  * A short, stable identifier of the upstream credential for cache keys. Answers fetched with one

@@ -1,11 +1,8 @@
 import { z } from 'zod';
-import { isValidGlob } from '../scope/glob';
-import { SHARED_DEFAULTS } from '../cache/shared/settings';
+import { PERMISSIONS } from '../core/client';
+import { isValidGlob } from './glob';
+import { SHARED_DEFAULTS } from './shared-settings';
 import { parseByteSize } from './size';
-
-/** `ops:read`: the operations endpoints that name clients (metrics); it reaches no repository. */
-export const PERMISSIONS = ['read', 'statuses:write', 'webhooks:manage', 'git:push', 'ops:read'] as const;
-export type Permission = (typeof PERMISSIONS)[number];
 
 const slug = z
   .string()

@@ -4,7 +4,7 @@
  * commits are the live branch heads (12-char in the JSON, like Bitbucket).
  */
 import { type RepoRequest, isApiResult, listResult, methodNotAllowed, parseJsonBody, q1 } from './api-common';
-import { fieldsRequest } from '../respond/fields';
+import { fieldsRequest } from '../core/fields';
 import { isoMicros } from './ids';
 import { apiError, json, notFound, type ApiResult } from './http-util';
 import type { FakePullRequest, PullRequestState } from './model';

@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkApiAuth, DEFAULT_CREDENTIALS, WWW_AUTHENTICATE } from './auth';
-import { applyFields } from '../respond/fields';
+import { applyFields } from '../core/fields';
 import { RATE_LIMIT_MESSAGE, syntheticFaultResult, writeBrokenResult } from './faults';
 import { apiError, headerRecord, readBody, writeResult, type ApiResult } from './http-util';
 import { createBranch, deleteBranch, pushCommit } from './push';

@@ -6,7 +6,7 @@
  * mirror: this handler sits in front of both. Pushes through a grant are refused.
  */
 import type { Logger } from 'pino';
-import type { StreamHandler } from '../listen/pipeline';
+import type { StreamHandler } from '../core/stream';
 import { serveUploadPack, sendPlain } from '../mirror/serve-pack';
 import { ForkRepoError, type ForkRepos } from './fork-repo';
 import { gitTarget } from './target';

@@ -19,7 +19,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { ForkGrant } from '../scope/facts';
+import type { ForkGrant } from '../core/fork-grant';
 import { gitError, runGit, upstreamGitConfig, type GitResult } from '../mirror/git-run';
 import type { OutboundProxy } from '../upstream/proxy';
 import { dirBytes } from '../mirror/manager';

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
 import { createProxyMiddleware } from 'http-proxy-middleware';
 import type { Logger } from 'pino';
-import type { StreamContext, StreamHandler } from '../listen/pipeline';
+import type { StreamContext, StreamHandler } from '../core/stream';
 import { nodeAgent, type OutboundProxy } from '../upstream/proxy';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers';
 import { gitTarget, type GitTarget } from './target';

@@ -1,4 +1,4 @@
-import type { StreamHandler } from '../listen/pipeline';
+import type { StreamHandler } from '../core/stream';
 
 /**
  * A push through the sidecar changes the repository's refs: what the cache holds about its branch

@@ -1,4 +1,4 @@
-import type { ApiCall } from '../routes/call';
+import type { ApiCall } from '../core/call';
 
 export type GitRoute = 'git-info-refs' | 'git-upload-pack' | 'git-receive-pack';
 export type GitService = 'git-upload-pack' | 'git-receive-pack';

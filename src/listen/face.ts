@@ -1,5 +1,5 @@
-import { memoizeRecent } from '../memoize';
-import type { LinkBases } from '../respond/links';
+import { memoizeRecent } from '../core/memoize';
+import type { LinkBases } from '../core/links';
 
 export type FaceName = 'api' | 'web' | 'ops';
 

@@ -1,54 +1,30 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Client, ClientDirectory } from '../auth/clients';
+import type { ApiAnswer, Method, Source } from '../core/call';
+import type { AuditRecord } from '../core/audit';
+import type { CanonicalTarget } from '../core/target';
+import type { Client } from '../core/client';
+import type { RouteDef } from '../core/route';
+import type { StreamHandler } from '../core/stream';
+import { BodyTooLarge, readBody } from '../core/body';
+import type { ClientDirectory } from '../auth/clients';
 import { parseAuthorization } from '../auth/credentials';
 import { syntheticUser } from '../auth/identity';
 import { createAuditLog } from '../ops/audit';
 import { BASIC_CHALLENGE, errorAnswer, sendError } from '../respond/errors';
 import { shapeAnswer, writeAnswer } from '../respond/answer';
 import { isNarrowed, visibleListing } from '../respond/listing';
-import type { LinkBases } from '../respond/links';
-import type { RouteDef } from '../routes/catalog';
-import { upstreamPath, type ApiAnswer, type ApiCall, type Method, type Source } from '../routes/call';
+import { upstreamPath } from '../routes/call';
 import { checkBody } from '../routes/bodies';
-import type { RouteMatch } from '../routes/match';
-import { BadTarget, encodeQuery, encodeSegment, type CanonicalTarget } from '../scope/canonical';
-import type { ForkGrant, ScopeFacts } from '../scope/facts';
+import { BadTarget, encodeQuery, encodeSegment } from '../routes/canonical';
+import type { ScopeFacts } from '../scope/facts';
 import type { ScopeGate } from '../scope/gate';
-import { BodyTooLarge, readBody } from './body';
 import { clientBases, parseHost, selectFace, type FaceNames } from './face';
 import { recentTargets } from './recent-targets';
 import { followRedirects } from './redirects';
 
 const METHODS = new Set<Method>(['GET', 'HEAD', 'POST', 'PUT', 'DELETE']);
 const OPS_REFUSALS: Record<number, string> = { 401: 'unauthenticated', 403: 'forbidden', 404: 'no-route' };
-
-/** Context handed to handlers that stream (git) or answer by themselves (oauth, avatars). */
-export interface StreamContext {
-  client?: Client;
-  call?: ApiCall;
-  fork?: ForkGrant;
-  /** Git through a fork: every grant the client may use on it. */
-  forkGrants?: ForkGrant[];
-  match: RouteMatch;
-  target: CanonicalTarget;
-  bases: LinkBases;
-  audit: AuditRecord;
-}
-export type StreamHandler = (req: IncomingMessage, res: ServerResponse, ctx: StreamContext) => Promise<void>;
-
-export interface AuditRecord {
-  client?: string;
-  method: string;
-  route?: string;
-  path?: string;
-  decision: string;
-  cache?: string;
-  upstreamStatus?: number;
-  status?: number;
-  /** Milliseconds from the request head to the end of the answer. */
-  ms?: number;
-}
 
 export interface PipelineDeps {
   /** The current clients; a configuration reload swaps the directory. */

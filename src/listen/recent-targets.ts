@@ -1,6 +1,7 @@
-import { memoizeRecent } from '../memoize';
+import { memoizeRecent } from '../core/memoize';
 import { matchRoute, type MatchResult } from '../routes/match';
-import { parseRequestTarget, type CanonicalTarget } from '../scope/canonical';
+import { parseRequestTarget } from '../routes/canonical';
+import type { CanonicalTarget } from '../core/target';
 
 type Face = Parameters<typeof matchRoute>[0];
 

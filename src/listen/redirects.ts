@@ -1,7 +1,9 @@
-import type { ApiAnswer, ApiCall, CallContext, Source } from '../routes/call';
-import { matchRoute, type RouteMatch } from '../routes/match';
+import type { ApiAnswer, ApiCall, CallContext, Source } from '../core/call';
+import { matchRoute } from '../routes/match';
+import type { RouteMatch } from '../core/route';
 import { errorAnswer } from '../respond/errors';
-import { BadTarget, parseRequestTarget, type CanonicalTarget } from '../scope/canonical';
+import { BadTarget, parseRequestTarget } from '../routes/canonical';
+import type { CanonicalTarget } from '../core/target';
 import { NOT_FOUND_MESSAGE } from '../scope/gate';
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);

@@ -10,7 +10,8 @@
  * refresh may bring it, or it lives in a fork only Bitbucket sees) or `defer` (upstream decides).
  */
 import { errorAnswer } from '../respond/errors';
-import { upstreamPath, type ApiAnswer, type ApiCall } from '../routes/call';
+import { upstreamPath } from '../routes/call';
+import type { ApiAnswer, ApiCall } from '../core/call';
 import type { MirrorReader } from './reader';
 import { attributesFor, COMMITS_PAGE, envelope, mimetypeFor, pageHref, REFS_PAGE, SRC_PAGE, type MirrorRenderer, type PageShape } from './render';
 

@@ -11,7 +11,8 @@
  * that has aged is refreshed by fetching its listing page again — one REST call for up to 100
  * repositories instead of one each.
  */
-import { upstreamPath, type ApiAnswer, type ApiCall, type Source } from '../routes/call';
+import { upstreamPath } from '../routes/call';
+import type { ApiAnswer, ApiCall, Source } from '../core/call';
 import { BoundedMap } from './objects';
 
 const MAINBRANCH = 'mainbranch.name';

@@ -14,22 +14,22 @@
 import { join } from 'node:path';
 import type { OutboundProxy } from '../upstream/proxy';
 import type { Logger } from 'pino';
-import type { Client } from '../auth/clients';
+import type { Client } from '../core/client';
 import type { ScopeFacts } from '../scope/facts';
 import { decideRepository } from '../scope/policy';
-import type { StreamHandler } from '../listen/pipeline';
-import type { Source } from '../routes/call';
 import { GitBudget } from './budget';
 import { RepositoryIndex } from './derived';
 import { MirrorManager, type MirrorSettings } from './manager';
 import { mirrorSource, type SourceStats } from './source';
 import { mirrorGitHandler, type UploadPackStats } from './upload-pack';
+import type { Mirrors } from './mirrors';
 
 export { MirrorManager, SYNC_COST, type MirrorSettings, type MirrorState } from './manager';
 export { RepositoryIndex } from './derived';
 export { GitBudget } from './budget';
 export { MIRROR_GIT_STATUS } from './upload-pack';
 export { registerMirrorMetrics, MIRROR_METRICS } from './metrics';
+export type { Mirrors } from './mirrors';
 
 /** The `mirror:` configuration section as validated (`dir` optional: `{state.dir}/mirrors`). */
 export type MirrorConfig = Omit<MirrorSettings, 'dir'> & { dir?: string };
@@ -48,23 +48,6 @@ export interface MirrorDeps {
   logger: Logger;
   now?: () => number;
   onSpawn?: (pid: number, args: readonly string[]) => void;
-}
-
-export interface Mirrors {
-  manager: MirrorManager;
-  index: RepositoryIndex;
-  budget: GitBudget;
-  stats: SourceStats;
-  git: UploadPackStats;
-  /** The REST source in front of `inner` (budget → upstream). */
-  source(inner: Source): Source;
-  /** The git handler in front of `upstream` (the streaming proxy). */
-  gitHandler(upstream: StreamHandler): StreamHandler;
-  markStale(ws: string, repo: string): void;
-  refresh(ws: string, repo: string): Promise<boolean>;
-  /** Cache invalidation tags (`refs:`, `ref:`, `repo:`, `ws:`) → mirrors and derived objects marked stale. */
-  onInvalidatedTags(tags: readonly string[]): void;
-  close(): Promise<void>;
 }
 
 export function createMirrors(config: MirrorConfig, deps: MirrorDeps): Mirrors {

@@ -3,7 +3,7 @@
  * the mirrors' own counters). Labels: route ids from the closed catalog and fixed reason words.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Mirrors } from './index';
+import type { Mirrors } from './mirrors';
 
 const P = 'bitbucket_sidecar_';
 

@@ -7,7 +7,7 @@
  * source of a pull request is never mirrored: its few readable answers come from upstream).
  */
 import type { Logger } from 'pino';
-import type { ApiAnswer, ApiCall, CallContext, Source } from '../routes/call';
+import type { ApiAnswer, ApiCall, CallContext, Source } from '../core/call';
 import { answer, plan, type Outcome } from './answers';
 import type { RepositoryIndex } from './derived';
 import type { MirrorManager } from './manager';

@@ -14,7 +14,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { StreamContext, StreamHandler } from '../listen/pipeline';
+import type { StreamContext, StreamHandler } from '../core/stream';
 import type { GitBudget } from './budget';
 import { serveUploadPack } from './serve-pack';
 import type { MirrorManager, MirrorState } from './manager';

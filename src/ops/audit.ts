@@ -1,5 +1,5 @@
 import pino, { type Logger } from 'pino';
-import type { AuditRecord } from '../listen/pipeline';
+import type { AuditRecord } from '../core/audit';
 import { scrubSecrets } from './logger';
 
 export type AuditLog = (record: AuditRecord) => void;

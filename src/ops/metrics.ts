@@ -14,10 +14,11 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { AuditRecord, StreamHandler } from '../listen/pipeline';
-import { memoizeRecent } from '../memoize';
+import type { AuditRecord } from '../core/audit';
+import type { StreamHandler } from '../core/stream';
+import { memoizeRecent } from '../core/memoize';
 import { DurationHistogram, PendingCounts } from './request-metrics';
-import type { ApiCall, Source } from '../routes/call';
+import type { ApiCall, Source } from '../core/call';
 
 export const METRIC_PREFIX = 'bitbucket_sidecar_';
 
@@ -209,7 +210,7 @@ export function createMetrics(options: MetricsOptions = {}): SidecarMetrics {
 }
 
 /**
- * The cache outcome of an RFC 9211 `Cache-Status` value (src/cache/status.ts), reduced to a label:
+ * The cache outcome of an RFC 9211 `Cache-Status` value (src/core/cache-status.ts), reduced to a label:
  * hit | stale (served stale, refreshed in the background) | stale-fallback (upstream failed or the
  * budget refused; a stored copy answered) | miss | bypass | none (not a cached route) | other.
  */

@@ -1,12 +1,13 @@
 import type { ServerResponse } from 'node:http';
-import type { Client } from '../auth/clients';
-import type { ApiAnswer, ApiCall } from '../routes/call';
+import type { Client } from '../core/client';
+import type { ApiAnswer, ApiCall } from '../core/call';
 import type { ScopeFacts } from '../scope/facts';
 import { isJson } from '../scope/learn';
 import { ensureErrorShape, errorAnswer } from './errors';
 import { filterRepositoryListing } from './filter';
-import { rewriteLinks, rewriteUrl, type LinkBases } from './links';
-import { parseJsonBody, shapedOnce } from './memo';
+import { rewriteLinks, rewriteUrl } from './links';
+import type { LinkBases } from '../core/links';
+import { parseJsonBody, shapedOnce } from '../core/body-memo';
 
 /** Stage 7: per-client shaping of a shared answer (filtering, link rewriting, error shape). */
 export function shapeAnswer(answer: ApiAnswer, call: ApiCall, client: Client, facts: ScopeFacts, bases: LinkBases): ApiAnswer {

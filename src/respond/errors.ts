@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { ApiAnswer } from '../routes/call';
+import type { ApiAnswer } from '../core/call';
 
 export const BASIC_CHALLENGE = 'Basic realm="Bitbucket.org HTTP"';
 

@@ -1,4 +1,4 @@
-import type { Client } from '../auth/clients';
+import type { Client } from '../core/client';
 import type { ScopeFacts } from '../scope/facts';
 import { decideRepository } from '../scope/policy';
 

@@ -1,15 +1,11 @@
+import type { LinkBases } from '../core/links';
+
 /**
  * Absolute upstream URLs in answers (`next`, `previous`, `links.*.href`, `Location`) are rewritten
  * to the base the client used. For the plugin that is exactly `https://api.bitbucket.org` with no
  * port: any other spelling makes it drop its credentials on page 2. User names are removed from
  * clone links (upstream puts the upstream person's name there).
  */
-export interface LinkBases {
-  upstreamApi: string; // origin, e.g. https://api.bitbucket.org
-  upstreamWeb: string; // origin, e.g. https://bitbucket.org
-  clientApi: string;
-  clientWeb: string;
-}
 
 const URL_PARTS = /^(https?):\/\/(?:[^/?#@]*@)?([^/?#]*)(.*)$/i;
 

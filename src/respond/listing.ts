@@ -1,12 +1,13 @@
-import type { Client } from '../auth/clients';
-import { cacheStatus } from '../cache/status';
+import type { Client } from '../core/client';
+import { cacheStatus } from '../core/cache-status';
 import { ROUTES } from '../routes/catalog';
-import { canonicalQuery, type ApiAnswer, type ApiCall, type Source } from '../routes/call';
-import { encodeQuery, encodeSegment } from '../scope/canonical';
+import { canonicalQuery } from '../routes/call';
+import type { ApiAnswer, ApiCall, Source } from '../core/call';
+import { encodeQuery, encodeSegment } from '../routes/canonical';
 import { decideRepository, rulesForWorkspace } from '../scope/policy';
 import { errorAnswer } from './errors';
-import { applyFields } from './fields';
-import { parseJsonBody } from './memo';
+import { applyFields } from '../core/fields';
+import { parseJsonBody } from '../core/body-memo';
 
 /**
  * The repository listing a client with project or repository rules sees: computed by the sidecar

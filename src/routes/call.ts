@@ -1,42 +1,5 @@
-import { encodeQuery, encodeSegment } from '../scope/canonical';
-import type { RouteDef } from './catalog';
-import type { RouteParams } from './match';
-
-export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
-
-/** A request that passed every check: parameters are canonical (slugs, no uuid forms). */
-export interface ApiCall {
-  method: Method;
-  route: RouteDef;
-  params: RouteParams;
-  trailingSlash: boolean;
-  /** Only the route's allowed parameters, sorted by name then value. */
-  query: [string, string][];
-  body?: Buffer;
-  contentType?: string;
-  /** Background refreshes yield to requests a client is waiting for. */
-  background?: boolean;
-}
-
-/** An answer from a source (upstream, cache, or the sidecar itself), before per-client shaping. */
-export interface ApiAnswer {
-  status: number;
-  headers: Record<string, string>;
-  body: Buffer;
-  /** RFC 9211 Cache-Status value describing how this answer was produced. */
-  cacheStatus?: string;
-  ageSeconds?: number;
-  /** The id of the client this answer was computed for from what it may see (a narrowed listing): not filtered again. */
-  scopedFor?: string;
-}
-
-/** Who a call is made for: the budget charges it to that client's share of the hour. */
-export interface CallContext {
-  client?: string;
-}
-
-/** Every stage that answers calls; `ctx` is handed on unchanged by every wrapper. */
-export type Source = (call: ApiCall, ctx?: CallContext) => Promise<ApiAnswer>;
+import type { ApiCall } from '../core/call';
+import { encodeQuery, encodeSegment } from './canonical';
 
 export function canonicalQuery(pairs: readonly [string, string][], allowed: readonly string[]): [string, string][] {
   return pairs

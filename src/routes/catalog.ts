@@ -1,4 +1,8 @@
-import type { Permission } from '../config/schema';
+import type { RouteDef } from '../core/route';
+
+const PAGE = ['page', 'pagelen', 'fields'] as const;
+const LIST = [...PAGE, 'q', 'sort'] as const;
+const REPO = '/2.0/repositories/{ws}/{repo}';
 
 /**
  * The single list of what the sidecar serves. A request that matches no row is answered 404
@@ -7,34 +11,6 @@ import type { Permission } from '../config/schema';
  * Pattern segments: literals, `{ws}` / `{repo}` (slug or {uuid}), `{name}` (one segment that may
  * carry %2F), `{rev}` (a commit, or a branch with %2F), `{hash}` (hex commit id), `{id}` (digits), `{hook}` ({uuid}), `{path*}` (the rest).
  */
-export type Face = 'api' | 'web';
-export type Handler = 'proxy' | 'identity' | 'git' | 'oauth' | 'avatar';
-/** How long an answer may be reused; `dynamic` means the cache stage decides from the parameters. */
-export type CacheClass = 'immutable' | 'metadata' | 'list' | 'dynamic' | 'none';
-
-export interface RouteDef {
-  id: string;
-  face: Face;
-  methods: readonly ('GET' | 'POST' | 'PUT' | 'DELETE')[];
-  pattern: string;
-  /** The trailing "/" the plugin sends in `/{repo}/?fields=mainbranch.name` and `src/{hash}/`. */
-  trailingSlash?: 'optional';
-  handler: Handler;
-  /** Permission the client needs on the target, besides being in scope. */
-  permission: Permission | 'none';
-  cache: CacheClass;
-  /** Query parameters forwarded upstream; every other parameter is dropped. */
-  query: readonly string[];
-  /** Schema a write body must satisfy (routes/bodies.ts). */
-  body?: 'build-status' | 'hook';
-  /** Reachable by a fork that is the source of an open PR into an in-scope repository. */
-  forkAccess?: 'branch' | 'commit' | 'src' | 'git';
-}
-
-const PAGE = ['page', 'pagelen', 'fields'] as const;
-const LIST = [...PAGE, 'q', 'sort'] as const;
-const REPO = '/2.0/repositories/{ws}/{repo}';
-
 export const ROUTES: readonly RouteDef[] = [
   // Identity (#none in the plugin; answered by the sidecar itself).
   { id: 'user', face: 'api', methods: ['GET'], pattern: '/2.0/user', handler: 'identity', permission: 'read', cache: 'none', query: ['fields'] },

@@ -1,23 +1,6 @@
-import type { CanonicalTarget } from '../scope/canonical';
-import { ROUTES, type Face, type RouteDef } from './catalog';
-
-/** A route with its parameters as the client named them (uuid forms not yet resolved). */
-export interface RouteMatch {
-  route: RouteDef;
-  params: RouteParams;
-  trailingSlash: boolean;
-}
-
-export interface RouteParams {
-  ws?: string;
-  repo?: string;
-  name?: string;
-  rev?: string;
-  hash?: string;
-  id?: string;
-  hook?: string;
-  path?: string;
-}
+import type { Face, RouteDef, RouteMatch, RouteParams } from '../core/route';
+import type { CanonicalTarget } from '../core/target';
+import { ROUTES } from './catalog';
 
 type Matcher = (value: string) => string | undefined;
 

@@ -1,22 +1,10 @@
+import type { ForkGrant } from '../core/fork-grant';
+
 /**
  * What upstream has told us about identifiers and relationships: uuid → slug for workspaces and
  * repositories, a repository's project, and which forks are the source of an open pull request.
  * Facts only ever come from upstream answers about in-scope resources, never from clients.
  */
-export interface ForkGrant {
-  /** The in-scope repository the pull request targets, "ws/repo". */
-  target: string;
-  prId: number;
-  branch: string;
-  /** Source commit as Bitbucket gave it (12 or 40 hex characters). */
-  commit: string;
-  /**
-   * The full 40-character hash of `commit`, once an upstream answer about the fork (its source
-   * branch, or `commit/{short}`) has named it. A client's hash longer than `commit` must equal it.
-   */
-  fullCommit?: string;
-  learnedAt: number;
-}
 
 const PROJECT_TTL_MS = 5 * 60_000;
 export const FORK_GRANT_TTL_MS = 6 * 60 * 60_000;

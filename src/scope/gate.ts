@@ -1,10 +1,12 @@
 import { LRUCache } from 'lru-cache';
-import type { Client } from '../auth/clients';
-import type { Permission } from '../config/schema';
-import { ROUTES, type RouteDef } from '../routes/catalog';
-import { canonicalQuery, type ApiCall, type Method, type Source } from '../routes/call';
-import { isUuidForm, type RouteMatch } from '../routes/match';
-import type { ForkGrant, ScopeFacts } from './facts';
+import type { Client, Permission } from '../core/client';
+import { ROUTES } from '../routes/catalog';
+import type { RouteDef, RouteMatch } from '../core/route';
+import { canonicalQuery } from '../routes/call';
+import type { ApiCall, Method, Source } from '../core/call';
+import { isUuidForm } from '../routes/match';
+import type { ScopeFacts } from './facts';
+import type { ForkGrant } from '../core/fork-grant';
 import { decideRepository, workspaceInScope } from './policy';
 
 export type GateResult =

@@ -8,7 +8,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { writeFileAtomic } from '../tls/files';
+import { writeFileAtomic } from '../core/write-file';
 import { MAX_GRANTED_FORKS, MAX_GRANTS_PER_FORK, type ScopeFacts, type StoredForkGrant } from './facts';
 
 const FILE_VERSION = 1;

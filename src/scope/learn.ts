@@ -1,5 +1,5 @@
-import type { ApiAnswer, ApiCall, CallContext, Source } from '../routes/call';
-import { parseJsonBody } from '../respond/memo';
+import type { ApiAnswer, ApiCall, CallContext, Source } from '../core/call';
+import { parseJsonBody } from '../core/body-memo';
 import { reconcileOpenPullRequests, type ScopeFacts } from './facts';
 
 export function isJson(answer: ApiAnswer): boolean {

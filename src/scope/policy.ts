@@ -1,4 +1,4 @@
-import type { Client, ScopeRule } from '../auth/clients';
+import type { Client, ScopeRule } from '../core/client';
 
 /** Pure scope decisions over canonical slugs. */
 export function rulesForWorkspace(client: Client, ws: string): ScopeRule[] {

@@ -19,7 +19,8 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { GeneralName, GeneralSubtree, GeneralSubtrees, NameConstraints, id_ce_nameConstraints } from '@peculiar/asn1-x509';
 import { X509Certificate as NodeX509, createPublicKey, randomBytes } from 'node:crypto';
 import { SIGNING, generateP256, keyMatchesCertificate, privateKeyToPem, randomSerial, signingKeyFromPem, x509, type CryptoKey } from './crypto';
-import { FILES, PRIVATE_MODE, PUBLIC_MODE, ensureDir, fileMode, inDir, readIfExists, writeFileAtomic } from './files';
+import { FILES, PRIVATE_MODE, PUBLIC_MODE, ensureDir, fileMode, inDir, readIfExists } from './files';
+import { writeFileAtomic } from '../core/write-file';
 import { dnsNameWithin } from './hostnames';
 
 export const CA_VALIDITY_YEARS = 10;

@@ -1,5 +1,4 @@
-/** File names inside `tls.dir` and the atomic, permission-aware writes used for them. */
-import { randomBytes } from 'node:crypto';
+/** File names inside `tls.dir` and the permission-aware reads used for them (writes: src/core/write-file.ts). */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
@@ -26,28 +25,6 @@ export function inDir(dir: string, name: keyof typeof FILES): string {
 /** Creates the directory (0700 when we create it; an existing directory keeps its mode). */
 export async function ensureDir(dir: string): Promise<void> {
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-}
-
-/**
- * Writes via a temporary file in the same directory and a rename, so a reader (or a crash) never sees
- * half a file, and a private key is never on disk with a wider mode than asked for, not even briefly.
- */
-export async function writeFileAtomic(file: string, data: string | Uint8Array, mode: number): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await fs.open(tmp, 'wx', mode);
-  try {
-    await handle.writeFile(data);
-    await handle.chmod(mode); // the process umask may have narrowed or (never) widened the open() mode
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await fs.rename(tmp, file);
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
 }
 
 export async function readIfExists(file: string): Promise<string | undefined> {

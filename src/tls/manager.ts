@@ -13,7 +13,8 @@ import * as tls from 'node:tls';
 import { X509Certificate as NodeX509 } from 'node:crypto';
 import { chainEndsAtRoot, loadOrCreateCa, type CertificateAuthority, type Logger } from './ca';
 import { keyMatchesCertificate } from './crypto';
-import { PRIVATE_MODE, PUBLIC_MODE, inDir, readIfExists, writeFileAtomic } from './files';
+import { PRIVATE_MODE, PUBLIC_MODE, inDir, readIfExists } from './files';
+import { writeFileAtomic } from '../core/write-file';
 import { normalizeHostnames } from './hostnames';
 import {
   DEFAULT_LEAF_VALIDITY_DAYS,

@@ -17,7 +17,8 @@ import { X509Certificate as NodeX509 } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import * as pkijs from 'pkijs';
 import { webCrypto } from './crypto';
-import { PUBLIC_MODE, writeFileAtomic } from './files';
+import { PUBLIC_MODE } from './files';
+import { writeFileAtomic } from '../core/write-file';
 
 /** The truststore password: Java's well-known default (that of `cacerts`). A truststore holds no secrets. */
 export const TRUSTSTORE_PASSWORD = 'changeit';

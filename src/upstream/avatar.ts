@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache';
 import { upstreamDispatcher, type OutboundProxy } from './proxy';
 import { request, type Dispatcher } from './undici';
 import type { ClientDirectory } from '../auth/clients';
-import type { StreamHandler } from '../listen/pipeline';
+import type { StreamHandler } from '../core/stream';
 import { sendError } from '../respond/errors';
 
 

@@ -1,5 +1,6 @@
 import { errorAnswer } from '../respond/errors';
-import { callKey, type ApiAnswer, type ApiCall, type CallContext, type Source } from '../routes/call';
+import { callKey } from '../routes/call';
+import type { ApiAnswer, ApiCall, CallContext, Source } from '../core/call';
 import { budgetClassOf, type BudgetGovernor } from './budget';
 
 /** Marks an answer the sidecar made up because the budget refused the call (never sent to clients). */

@@ -1,4 +1,5 @@
-import type { BudgetClass } from './budget';
+/** Bitbucket rate-limit classes: `/2.0/repositories/*` data, webhook management, and the rest. */
+export type BudgetClass = 'repository' | 'webhook' | 'other';
 
 /**
  * Where the budget governor keeps its count of upstream calls in the rolling window: the port

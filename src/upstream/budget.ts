@@ -1,6 +1,6 @@
-import type { ApiAnswer, ApiCall } from '../routes/call';
+import type { ApiAnswer, ApiCall } from '../core/call';
 import { neverBackwards, systemClock, type Clock } from './budget-clock';
-import { MemoryBudgetWindow, type BudgetWindow } from './budget-window';
+import { MemoryBudgetWindow, type BudgetClass, type BudgetWindow } from './budget-window';
 
 /**
  * The budget governor (ARCHITECTURE §3 stage 6). Bitbucket counts REST calls per credential in a
@@ -49,8 +49,6 @@ export const DEFAULT_BUDGET: BudgetConfig = {
   windowMarginMs: 1000,
 };
 
-/** Bitbucket rate-limit classes: `/2.0/repositories/*` data, webhook management, and the rest. */
-export type BudgetClass = 'repository' | 'webhook' | 'other';
 export type Priority = 'foreground' | 'background';
 
 export function budgetClassOf(call: Pick<ApiCall, 'route'>): BudgetClass {

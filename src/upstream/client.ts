@@ -2,8 +2,9 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { upstreamDispatcher, type OutboundProxy } from './proxy';
 import { errors, type Dispatcher } from './undici';
-import { parseJsonBody } from '../respond/memo';
-import { upstreamPath, type ApiAnswer, type ApiCall } from '../routes/call';
+import { parseJsonBody } from '../core/body-memo';
+import { upstreamPath } from '../routes/call';
+import type { ApiAnswer, ApiCall } from '../core/call';
 
 export interface UpstreamClientSettings {
   apiUrl: string;

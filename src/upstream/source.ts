@@ -1,5 +1,5 @@
 import { errorAnswer } from '../respond/errors';
-import type { ApiCall, Source } from '../routes/call';
+import type { ApiCall, Source } from '../core/call';
 import { UpstreamClient, UpstreamError } from './client';
 
 /** The REST upstream as a Source: network failures become Bitbucket-shaped 502/504 answers. */

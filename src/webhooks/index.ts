@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import type { Client } from '../auth/clients';
+import type { Client } from '../core/client';
 import type { ResponseCache } from '../cache/cache';
 import type { Config } from '../config/schema';
-import type { ApiCall, Source } from '../routes/call';
+import type { ApiCall, Source } from '../core/call';
 import type { ScopeFacts } from '../scope/facts';
 import { decideRepository, workspaceInScope } from '../scope/policy';
 import type { BudgetGovernor } from '../upstream/budget';

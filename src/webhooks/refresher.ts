@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { callKey, type ApiAnswer, type ApiCall, type CallContext, type Source } from '../routes/call';
+import { callKey } from '../routes/call';
+import type { ApiAnswer, ApiCall, CallContext, Source } from '../core/call';
 import type { Clock } from '../upstream/budget-clock';
 import { HOUR_MS } from '../upstream/budget';
 import type { Delivery } from './delivery';

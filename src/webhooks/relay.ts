@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Client } from '../auth/clients';
+import type { Client } from '../core/client';
 import type { Clock } from '../upstream/budget-clock';
 import { BadDelivery, FORWARDED_EVENTS, parseDelivery, type Delivery } from './delivery';
 import { Forwarder, type ForwarderStats } from './forwarder';

@@ -1,4 +1,4 @@
-import type { Client } from '../auth/clients';
+import type { Client } from '../core/client';
 import { decideRepository } from '../scope/policy';
 
 /** Where one delivery goes: a Jenkins hook URL and the secret Jenkins checks signatures with. */

@@ -3,7 +3,7 @@ import { RedisBudgetWindow } from '../../src/cache/shared/budget-window';
 import { RedisLink } from '../../src/cache/shared/connection';
 import { startFakeBitbucket, type FakeBitbucketServer } from '../../src/fake-bitbucket';
 import { createLogger } from '../../src/ops/logger';
-import type { Source } from '../../src/routes/call';
+import type { Source } from '../../src/core/call';
 import { BudgetGovernor, budgetClassOf, budgetWindowMs, DEFAULT_BUDGET, HOUR_MS, type Admission } from '../../src/upstream/budget';
 import { ManualClock, scaledClock } from '../../src/upstream/budget-clock';
 import type { Stack } from '../helpers/stack';

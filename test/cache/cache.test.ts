@@ -1,9 +1,9 @@
 import { DEFAULT_CACHE, ResponseCache, type CacheDeps, type CacheSettings } from '../../src/cache/cache';
 import { startFakeBitbucket, type FakeBitbucketServer } from '../../src/fake-bitbucket';
-import type { ApiAnswer, Method, Source } from '../../src/routes/call';
+import type { ApiAnswer, Method, Source } from '../../src/core/call';
 import { UpstreamClient } from '../../src/upstream/client';
 import { upstreamSource } from '../../src/upstream/source';
-import { memoMaxBytes } from '../../src/respond/memo';
+import { memoMaxBytes } from '../../src/core/body-memo';
 import { callFor } from './calls';
 
 /**

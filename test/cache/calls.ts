@@ -1,6 +1,7 @@
-import { canonicalQuery, type ApiCall, type Method } from '../../src/routes/call';
+import { canonicalQuery } from '../../src/routes/call';
+import type { ApiCall, Method } from '../../src/core/call';
 import { matchRoute } from '../../src/routes/match';
-import { parseRequestTarget } from '../../src/scope/canonical';
+import { parseRequestTarget } from '../../src/routes/canonical';
 
 /** The canonical call the scope gate would build for an API-face request (slugs already resolved). */
 export function callFor(method: Method, url: string, body?: string): ApiCall {

@@ -1,5 +1,5 @@
 import { DEFAULT_FRESHNESS, freshnessOf, isStorable, isUpstreamTrouble, lifetimeMs } from '../../src/cache/freshness';
-import type { Method } from '../../src/routes/call';
+import type { Method } from '../../src/core/call';
 import { callFor } from './calls';
 
 const R = '/2.0/repositories/acme/a';

@@ -1,5 +1,5 @@
 import { BbqlError, compileQuery, sortBy } from '../../src/fake-bitbucket/bbql';
-import { applyFields } from '../../src/respond/fields';
+import { applyFields } from '../../src/core/fields';
 import { encodeRefForLink, isoMicros, stableUuid } from '../../src/fake-bitbucket/ids';
 import { pageHref, pageParams, paginate } from '../../src/fake-bitbucket/pagination';
 import { FaultStore } from '../../src/fake-bitbucket/faults';

@@ -1,11 +1,10 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startFakeBitbucket, type FakeBitbucketServer } from '../../src/fake-bitbucket';
 import { ForkRepoError, ForkRepos, branchAllowed } from '../../src/git/fork-repo';
 import { createLogger } from '../../src/ops/logger';
-import type { ForkGrant } from '../../src/scope/facts';
-import { existsSync } from 'node:fs';
+import type { ForkGrant } from '../../src/core/fork-grant';
 import { lineCollector, runGit, until } from './helpers';
 
 /**

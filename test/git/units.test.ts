@@ -1,6 +1,6 @@
 import { acceptsGzip, clientResponseHeaders, gitTarget, upstreamFailure, upstreamRequestHeaders } from '../../src/git';
 import { ROUTES } from '../../src/routes/catalog';
-import type { ApiCall } from '../../src/routes/call';
+import type { ApiCall } from '../../src/core/call';
 
 const route = (id: string) => ROUTES.find((r) => r.id === id)!;
 const call = (id: string, ws: string, repo: string, query: [string, string][] = []): ApiCall => ({

@@ -5,7 +5,7 @@
  */
 import { recentTargets } from '../../src/listen/recent-targets';
 import { matchRoute } from '../../src/routes/match';
-import { BadTarget, parseRequestTarget } from '../../src/scope/canonical';
+import { BadTarget, parseRequestTarget } from '../../src/routes/canonical';
 
 const URLS = [
   '/2.0/repositories/acme/api/refs/branches?pagelen=100&q=name%3D%22main%22',

@@ -1,7 +1,7 @@
 import { ROUTES } from '../../src/routes/catalog';
 import { canonicalQuery, upstreamPath } from '../../src/routes/call';
 import { matchRoute } from '../../src/routes/match';
-import { parseRequestTarget } from '../../src/scope/canonical';
+import { parseRequestTarget } from '../../src/routes/canonical';
 import { SPECIAL_TAG } from '../../src/fake-bitbucket';
 import { API, asClientSees, startMirrorStack, withoutDocumentedDifferences, type MirrorStack } from './helpers';
 

@@ -4,7 +4,7 @@ import { plan } from '../../src/mirror/answers';
 import { gitError, upstreamGitConfig } from '../../src/mirror/git-run';
 import { pageHref } from '../../src/mirror/render';
 import { ROUTES } from '../../src/routes/catalog';
-import type { ApiCall } from '../../src/routes/call';
+import type { ApiCall } from '../../src/core/call';
 
 const route = (id: string) => ROUTES.find((r) => r.id === id)!;
 const call = (id: string, params: ApiCall['params'], query: [string, string][] = []): ApiCall => ({ method: 'GET', route: route(id), params: { ws: 'acme', repo: 'r', ...params }, trailingSlash: false, query });

@@ -4,7 +4,7 @@
  * and respects the log level.
  */
 import { PassThrough } from 'node:stream';
-import type { AuditRecord } from '../../src/listen/pipeline';
+import type { AuditRecord } from '../../src/core/audit';
 import { createAuditLog } from '../../src/ops/audit';
 import { createLogger } from '../../src/ops/logger';
 

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { mintToken, sha256Hex } from '../../src/auth/tokens';
-import { cacheStatus } from '../../src/cache/status';
+import { cacheStatus } from '../../src/core/cache-status';
 import { cacheLabel, createMetrics, METRICS } from '../../src/ops/metrics';
 import { startStack, type Stack } from '../helpers/stack';
 import { basic, parseMetrics, request, sample } from './http';

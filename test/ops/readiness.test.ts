@@ -13,8 +13,7 @@ import { createLogger } from '../../src/ops/logger';
 import { createReadiness, probeConnect } from '../../src/ops/readiness';
 import { startSidecar, type RunningSidecar } from '../../src/serve';
 import { TLS_FILES } from '../../src/tls';
-import { startStack, type Stack } from '../helpers/stack';
-import { logCollector } from '../helpers/stack';
+import { startStack, type Stack, logCollector } from '../helpers/stack';
 import { request } from './http';
 
 /** A TCP server that records how many bytes anyone sent it. */

@@ -2,11 +2,11 @@
  * Shaping a shared answer: links point at the client's base, and a hit whose shaped bytes are kept
  * is answered without parsing the body again; bodies that are not JSON (or do not parse) pass as they are.
  */
-import type { Client } from '../../src/auth/clients';
+import type { Client } from '../../src/core/client';
 import { shapeAnswer } from '../../src/respond/answer';
-import type { LinkBases } from '../../src/respond/links';
-import { clearMemo, parseJsonBody } from '../../src/respond/memo';
-import type { ApiAnswer, ApiCall } from '../../src/routes/call';
+import type { LinkBases } from '../../src/core/links';
+import { clearMemo, parseJsonBody } from '../../src/core/body-memo';
+import type { ApiAnswer, ApiCall } from '../../src/core/call';
 import { ROUTES } from '../../src/routes/catalog';
 import { ScopeFacts } from '../../src/scope/facts';
 

@@ -1,4 +1,5 @@
-import { rewriteLinks, rewriteUrl, type LinkBases } from '../../src/respond/links';
+import { rewriteLinks, rewriteUrl } from '../../src/respond/links';
+import type { LinkBases } from '../../src/core/links';
 import { filterRepositoryListing } from '../../src/respond/filter';
 import { toClient } from '../../src/auth/clients';
 import { ScopeFacts } from '../../src/scope/facts';

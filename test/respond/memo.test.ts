@@ -1,4 +1,4 @@
-import { clearMemo, memoUsage, PARSED_MAX_BYTES, parseJsonBody, SHAPED_MAX_BYTES, shapedOnce, sizeShapedMemo } from '../../src/respond/memo';
+import { clearMemo, memoUsage, PARSED_MAX_BYTES, parseJsonBody, SHAPED_MAX_BYTES, shapedOnce, sizeShapedMemo } from '../../src/core/body-memo';
 
 const body = (i: number, size = 1000) => Buffer.from(JSON.stringify({ i, pad: 'x'.repeat(size) }));
 

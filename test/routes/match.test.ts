@@ -1,7 +1,7 @@
 import { ROUTES } from '../../src/routes/catalog';
 import { upstreamPath, canonicalQuery } from '../../src/routes/call';
 import { matchRoute } from '../../src/routes/match';
-import { parseRequestTarget } from '../../src/scope/canonical';
+import { parseRequestTarget } from '../../src/routes/canonical';
 
 const m = (face: 'api' | 'web', method: string, target: string) => matchRoute(face, method, parseRequestTarget(target, 8192));
 const matched = (face: 'api' | 'web', method: string, target: string) => {

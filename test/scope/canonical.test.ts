@@ -1,4 +1,4 @@
-import { BadTarget, encodeSegment, parseRequestTarget } from '../../src/scope/canonical';
+import { BadTarget, encodeSegment, parseRequestTarget } from '../../src/routes/canonical';
 
 const parse = (t: string) => parseRequestTarget(t, 8192);
 const status = (t: string, max = 8192) => {

@@ -3,9 +3,9 @@
  * there is no body — so the upstream path and cache key are derived once for a target asked again —
  * and a fresh call otherwise. Permissions are still decided for every request.
  */
-import type { Client } from '../../src/auth/clients';
+import type { Client } from '../../src/core/client';
 import { recentTargets } from '../../src/listen/recent-targets';
-import type { Source } from '../../src/routes/call';
+import type { Source } from '../../src/core/call';
 import { ScopeFacts } from '../../src/scope/facts';
 import { ScopeGate } from '../../src/scope/gate';
 

@@ -1,6 +1,5 @@
 import net from 'node:net';
-import { parseConfigText } from '../../src/config/load';
-import { ConfigError } from '../../src/config/load';
+import { parseConfigText, ConfigError } from '../../src/config/load';
 import { basicAuth, startStack, type Stack } from '../helpers/stack';
 import { exchange, isBitbucketError, once, sleep } from './wire';
 

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { ROUTES } from '../../src/routes/catalog';
-import type { ApiCall, Method } from '../../src/routes/call';
+import type { ApiCall, Method } from '../../src/core/call';
 import { UpstreamClient, UpstreamError } from '../../src/upstream/client';
 
 /** The REST client against a local server that answers whatever each test says. */

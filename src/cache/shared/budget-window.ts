@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type Redis from 'ioredis';
-import type { BudgetClass } from '../../upstream/budget';
-import { pruneWindow, type BudgetWindow } from '../../upstream/budget-window';
+import { pruneWindow, type BudgetClass, type BudgetWindow } from '../../upstream/budget-window';
 import type { RedisLink } from './connection';
 
 interface Scripts {

@@ -3,7 +3,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type Redis from 'ioredis';
 import type { RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import type { RedisSettings } from './settings';
+import type { RedisSettings } from '../../config/shared-settings';
 
 /** Reconnection delays: quickly at first, then every 2 s for as long as Redis stays away. */
 export function reconnectDelayMs(attempt: number): number {

@@ -2,13 +2,13 @@ import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { RedisBudgetWindow } from './budget-window';
 import { RedisLink, redactUrl } from './connection';
-import type { SharedSettings } from './settings';
+import type { SharedSettings } from '../../config/shared-settings';
 import { RedisCacheTier } from './tier';
 
 export { RedisBudgetWindow } from './budget-window';
 export { RedisCacheTier } from './tier';
 export { RedisLink } from './connection';
-export { SHARED_DEFAULTS, type SharedSettings, type RedisSettings } from './settings';
+export { SHARED_DEFAULTS, type SharedSettings, type RedisSettings } from '../../config/shared-settings';
 
 /**
  * Several sidecars, one cache and one budget (`cache.shared.redis`, README "Several sidecars

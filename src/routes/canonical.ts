@@ -1,17 +1,10 @@
+import type { CanonicalTarget } from '../core/target';
+
 /**
  * Turns a raw HTTP request target into decoded path segments and query pairs. Everything the
  * sidecar decides (route, scope, cache key, upstream URL) is derived from this one decoding; the
  * raw target is never forwarded.
  */
-export interface CanonicalTarget {
-  /** Decoded path segments; a segment may contain "/" when the client sent %2F (branch names, file paths). */
-  segments: string[];
-  trailingSlash: boolean;
-  /** Decoded query pairs in the order received. */
-  query: [string, string][];
-  /** Host named by an absolute-form target (RFC 9112 §3.2.2), which then overrides the Host header. */
-  absoluteHost?: string;
-}
 
 export class BadTarget extends Error {
   constructor(

@@ -1,0 +1,13 @@
+/** One line of the audit log, filled in as a request goes through the pipeline. */
+export interface AuditRecord {
+  client?: string;
+  method: string;
+  route?: string;
+  path?: string;
+  decision: string;
+  cache?: string;
+  upstreamStatus?: number;
+  status?: number;
+  /** Milliseconds from the request head to the end of the answer. */
+  ms?: number;
+}
