@@ -1,7 +1,6 @@
 import { errorAnswer } from '../respond/errors';
 import { memoMaxBytes, parseJsonBody, rememberParsedAs } from '../core/body-memo';
 import type { ApiAnswer, ApiCall, Source } from '../core/call';
-import { BUDGET_REFUSED_HEADER } from '../upstream/budget-source';
 import { freshnessOf, isStorable, isUpstreamTrouble, lifetimeMs, DEFAULT_FRESHNESS, type Freshness, type FreshnessConfig } from './freshness';
 import { cacheKey, tagsChangedBy, tagsOf } from './key';
 import { cacheStatus, type CacheStatusParts } from '../core/cache-status';
@@ -305,8 +304,7 @@ export class ResponseCache {
     }
     const answer = outcome.answer!;
     if (outcome.refused) {
-      const { [BUDGET_REFUSED_HEADER]: _internal, ...headers } = answer.headers;
-      return { ...answer, headers, cacheStatus: cacheStatus({ fwd, collapsed, detail: 'budget-refused' }), ageSeconds: 0 };
+      return { ...answer, cacheStatus: cacheStatus({ fwd, collapsed, detail: 'budget-refused' }), ageSeconds: 0 };
     }
     const stored = outcome.stored;
     return {
@@ -369,7 +367,7 @@ export class ResponseCache {
     } catch (error) {
       return { error };
     }
-    const refusedBy = answer.headers[BUDGET_REFUSED_HEADER];
+    const refusedBy = answer.budgetRefused;
     if (refusedBy) return { answer, refused: background ? 'background' : refusedBy };
     if (!isStorable(answer.status)) return { answer };
     if (!wellFormed(answer)) return { answer: errorAnswer(502, 'Bitbucket sent an incomplete or corrupt response') };
@@ -398,10 +396,9 @@ export class ResponseCache {
     const freshUntil = now + lifetimeMs(cls, answer.status, this.settings.freshness);
     const tags = tagsOf(call);
     const invalidated = tags.some((t) => (this.tagSeq.get(t) ?? 0) > startSeq) && !(cls === 'immutable' && answer.status === 200);
-    const { [BUDGET_REFUSED_HEADER]: _x, ...headers } = answer.headers;
     return {
       status: answer.status,
-      headers,
+      headers: answer.headers,
       body: answer.body,
       freshness: cls,
       storedAt: now,

@@ -27,6 +27,11 @@ export interface ApiAnswer {
   ageSeconds?: number;
   /** The id of the client this answer was computed for from what it may see (a narrowed listing): not filtered again. */
   scopedFor?: string;
+  /**
+   * Set by the budget stage when it answered instead of Bitbucket (no call was made), with the
+   * governor's reason: the cache then serves a stored copy if it has one. Never sent to clients.
+   */
+  budgetRefused?: 'budget' | 'backoff' | 'busy' | 'background';
 }
 
 /** Who a call is made for: the budget charges it to that client's share of the hour. */

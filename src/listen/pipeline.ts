@@ -194,7 +194,8 @@ export function createPipeline(deps: PipelineDeps) {
           return again.ok ? again.call : undefined;
         }, deps.upstream.api, { client: client!.id });
     record.cache = answer.cacheStatus;
-    record.upstreamStatus = answer.status;
+    // A budget refusal made no call: it has no upstream status (the cache detail says budget-refused).
+    if (answer.budgetRefused === undefined) record.upstreamStatus = answer.status;
     answer = shapeAnswer(answer, verdict.call, client!, deps.facts, bases);
     writeAnswer(res, answer, head);
   }

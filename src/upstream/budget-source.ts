@@ -3,9 +3,6 @@ import { callKey } from '../routes/call';
 import type { ApiAnswer, ApiCall, CallContext, Source } from '../core/call';
 import { budgetClassOf, type BudgetGovernor } from './budget';
 
-/** Marks an answer the sidecar made up because the budget refused the call (never sent to clients). */
-export const BUDGET_REFUSED_HEADER = 'x-sidecar-budget';
-
 export const BUDGET_MESSAGE = 'Rate limit for this resource has been exceeded';
 
 /**
@@ -19,7 +16,7 @@ export function budgetSource(inner: Source, governor: BudgetGovernor): Source {
     const cls = budgetClassOf(call);
     const admission = await governor.acquire(cls, call.background ? 'background' : 'foreground', callKey(call), call.background ? undefined : ctx?.client);
     if (!admission.ok) {
-      return errorAnswer(429, BUDGET_MESSAGE, { 'retry-after': String(admission.retryAfterSeconds), [BUDGET_REFUSED_HEADER]: admission.reason });
+      return { ...errorAnswer(429, BUDGET_MESSAGE, { 'retry-after': String(admission.retryAfterSeconds) }), budgetRefused: admission.reason };
     }
     let answer: ApiAnswer;
     try {

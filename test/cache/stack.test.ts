@@ -197,6 +197,11 @@ describe('budget and upstream rate limits', () => {
       expect(refused.headers['retry-after']).toBe('3300');
       expect(refused.json).toEqual({ type: 'error', error: { message: 'Rate limit for this resource has been exceeded' } });
       expect(refused.headers['cache-status']).toBe('bitbucket-sidecar; fwd=miss; detail=budget-refused');
+      // Audited as a budget refusal: no call was made, so there is no upstream status.
+      const audited = env.stack.logs.map((l) => JSON.parse(l)).filter((l) => l.kind === 'audit' && String(l.path).endsWith('/refs/branches/main'));
+      expect(audited).toHaveLength(1);
+      expect(audited[0]).toMatchObject({ status: 429, cache: 'bitbucket-sidecar; fwd=miss; detail=budget-refused' });
+      expect(audited[0].upstreamStatus).toBeUndefined();
       const stale = await send(env.stack, 'jenkins', urls[0]);
       expect(stale.status).toBe(200);
       expect(stale.headers['cache-status']).toBe('bitbucket-sidecar; hit; ttl=-270; detail=budget');
