@@ -28,7 +28,8 @@ import { upstreamCredentials } from './upstream/credentials';
 import { proxyChooser } from './upstream/proxy';
 import { upstreamSource } from './upstream/source';
 import { ResponseCache } from './cache/cache';
-import { sizeShapedMemo } from './core/body-memo';
+import { BodyMemo } from './core/body-memo';
+import { stackSources } from './core/stack';
 import { credentialId } from './cache/key';
 import { createShared, maxEntryLifetimeMs, withRedisCheck, type Shared } from './cache/shared';
 import { BudgetGovernor, budgetClassOf, budgetWindowMs } from './upstream/budget';
@@ -63,6 +64,8 @@ export interface Sidecar {
   reload(next: Config): { applied: string[]; needsRestart: string[] };
   facts: ScopeFacts;
   upstream: UpstreamClient;
+  /** Parsed and shaped bodies (benchmarks clear it between runs). */
+  memo: BodyMemo;
   /** Stage 5; its invalidate* methods are the invalidation API (webhook relay, writes). */
   cache: ResponseCache;
   budget: BudgetGovernor;
@@ -100,7 +103,10 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   const outbound = proxyChooser(config.upstream.proxy);
   const apiProxy = outbound(config.upstream.apiUrl);
   const webProxy = outbound(config.upstream.webUrl);
+  // Parsed and shaped bodies, shared by the stages that read the same answer (src/core/body-memo.ts).
+  const memo = new BodyMemo(config.cache.maxBytes);
   const upstream = new UpstreamClient({
+    memo,
     apiUrl: config.upstream.apiUrl,
     authorization: creds.rest,
     connectTimeoutMs: config.upstream.timeouts.connectMs,
@@ -110,8 +116,6 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   });
   const metrics = createMetrics();
   const readiness = createReadiness({ upstreamUrl: config.upstream.apiUrl, tlsExpected: config.server.https !== undefined });
-  const rest = countUpstreamCalls(upstreamSource(upstream), metrics, budgetClassOf);
-  // learning → cache → budget → upstream (ARCHITECTURE §3 stages 5-6).
   const clock = options.clock ?? (options.now ? { ...systemClock, now: options.now } : systemClock);
   // Several sidecars (cache.shared.redis): a second cache tier, cross-sidecar coalescing and one budget window in Redis.
   const shared = config.cache.shared
@@ -121,16 +125,15 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     weight: (id) => clients.byId(id)?.budgetWeight ?? 1,
     clients: () => clients.budgetClients,
   });
-  sizeShapedMemo(config.cache.maxBytes);
   const cache = new ResponseCache(config.cache, {
+    memo,
     credential: credentialId(creds.rest),
     now: () => clock.now(),
     pressure: (call) => budget.wouldWait(budgetClassOf(call)),
     onBackgroundError: (e, call) => logger.warn({ route: call.route.id, err: (e as Error).message }, 'background refresh failed'),
     shared: shared?.tier,
   });
-  const metered = budgetSource(options.wrapSource ? options.wrapSource(rest) : rest, budget);
-  // Git mirrors (ARCHITECTURE §4): between the cache and the budget, and in front of the git proxy.
+  // Git mirrors: between the cache and the budget (REST), and in front of the git proxy (git).
   const mirrors = createMirrors(config.mirror, {
     stateDir: config.state.dir,
     apiUrl: config.upstream.apiUrl,
@@ -149,9 +152,31 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     mirrors.onInvalidatedTags(tags);
     dropClosedGrants(facts, tags);
   });
-  const behindCache = mirrors.source(metered);
-  const webhooks = createWebhooks(config, { clients: () => clients.clients, facts, cache, upstream: behindCache, budget, clock, logger, userAgent: `bitbucket-sidecar/${VERSION}` });
-  const source = learningSource(webhooks.observe(cache.wrap(behindCache)), facts);
+  // The warm refresher reads below the cache (it refreshes what the cache holds).
+  const webhooks = createWebhooks(config, { clients: () => clients.clients, facts, cache, upstream: (call, ctx) => sources.mirror(call, ctx), budget, clock, logger, userAgent: `bitbucket-sidecar/${VERSION}` });
+  /*
+   * The REST source stack, one layer per stage; each answers what it can and hands the rest down:
+   *
+   *   request pipeline (scope gate, shaping)
+   *     └ learn     scope facts from complete answers          src/scope/learn.ts
+   *       └ observe   repositories the warm refresher keeps    src/webhooks
+   *         └ cache     memory, then the shared Redis tier     src/cache
+   *           └ mirror    answers from local git mirrors       src/mirror
+   *             └ budget    each client's share of the hour    src/upstream/budget-source.ts
+   *              (└ hook      SidecarOptions.wrapSource, tests only)
+   *               └ metrics   upstream calls by class/status   src/ops/metrics.ts
+   *                 └ upstream  Bitbucket                      src/upstream/source.ts
+   */
+  const sources = stackSources(upstreamSource(upstream), [
+    ['metrics', (inner) => countUpstreamCalls(inner, metrics, budgetClassOf)],
+    ['hook', (inner) => (options.wrapSource ? options.wrapSource(inner) : inner)], // tests only
+    ['budget', (inner) => budgetSource(inner, budget)],
+    ['mirror', (inner) => mirrors.source(inner)],
+    ['cache', (inner) => cache.wrap(inner)],
+    ['observe', (inner) => webhooks.observe(inner)],
+    ['learn', (inner) => learningSource(inner, facts, memo)],
+  ]);
+  const source = sources.learn;
   const gate = new ScopeGate(facts, source, config.cache.freshness.listSeconds * 1000);
   const git = createGitProxy({
     webUrl: config.upstream.webUrl,
@@ -216,6 +241,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     facts,
     gate,
     source,
+    memo,
     names,
     upstream: { api: config.upstream.apiUrl, web: config.upstream.webUrl },
     limits: { maxUrlLength: config.server.maxUrlLength, maxBodyBytes: config.server.maxBodyBytes },
@@ -245,6 +271,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     },
     facts,
     upstream,
+    memo,
     cache,
     budget,
     shared,

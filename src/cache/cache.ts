@@ -1,5 +1,5 @@
 import { errorAnswer } from '../respond/errors';
-import { memoMaxBytes, parseJsonBody, rememberParsedAs } from '../core/body-memo';
+import { memoMaxBytes, type BodyMemo } from '../core/body-memo';
 import type { ApiAnswer, ApiCall, Source } from '../core/call';
 import { freshnessOf, isStorable, isUpstreamTrouble, lifetimeMs, DEFAULT_FRESHNESS, type Freshness, type FreshnessConfig } from './freshness';
 import { cacheKey, tagsChangedBy, tagsOf } from './key';
@@ -35,6 +35,8 @@ export interface CacheDeps {
   onBackgroundError?: (error: unknown, call: ApiCall) => void;
   /** A second tier shared by several sidecars (`cache.shared.redis`); without it, memory only. */
   shared?: SharedTier;
+  /** The sidecar's body memo: the stored copy takes over the upstream body's parse. */
+  memo: BodyMemo;
 }
 
 export interface CacheStats {
@@ -370,13 +372,13 @@ export class ResponseCache {
     const refusedBy = answer.budgetRefused;
     if (refusedBy) return { answer, refused: background ? 'background' : refusedBy };
     if (!isStorable(answer.status)) return { answer };
-    if (!wellFormed(answer)) return { answer: errorAnswer(502, 'Bitbucket sent an incomplete or corrupt response') };
+    if (!wellFormed(answer, this.deps.memo)) return { answer: errorAnswer(502, 'Bitbucket sent an incomplete or corrupt response') };
     const stored = this.store.set(key, this.makeEntry(call, cls, answer, startSeq));
     if (!stored) return { answer };
     this.stats.stored++;
     // The stored copy's body answers this request too: what is derived from it now (the parse,
     // the shaped bytes, the learned facts) is what the hits that follow find in the memo.
-    rememberParsedAs(answer.body, stored.body);
+    this.deps.memo.rememberParsedAs(answer.body, stored.body);
     return { answer: { ...answer, body: stored.body }, stored };
   }
 
@@ -452,7 +454,7 @@ export class ResponseCache {
 
 /**
  * `cache.maxBytes` bounds all the memory answers take: what the memo derives from stored bodies
- * (parsed JSON, shaped bytes; src/respond/memo.ts) is part of it, the stored answers get the rest
+ * (parsed JSON, shaped bytes; src/core/body-memo.ts) is part of it, the stored answers get the rest
  * (58 of 64 MiB, 238 of 256). Small caches (tests) keep at least three quarters for answers.
  */
 function memoShare(maxBytes: number): number {
@@ -464,7 +466,7 @@ function memoShare(maxBytes: number): number {
  * way; storing it would serve the damage for the whole freshness lifetime. (The parse is the memo's:
  * learning and shaping use the same one.)
  */
-function wellFormed(answer: ApiAnswer): boolean {
+function wellFormed(answer: ApiAnswer, memo: BodyMemo): boolean {
   if (!/json/i.test(answer.headers['content-type'] ?? '')) return true;
-  return parseJsonBody(answer.body) !== undefined;
+  return memo.parse(answer.body) !== undefined;
 }

@@ -79,7 +79,7 @@ function recordLength(e: Entry): number {
 /**
  * A stored entry: its body is a Buffer over the start of one exact-size allocation, and everything
  * else is read from (and the freshness times written to) the rest of it. The body Buffer is the same
- * object on every hit, so what the memo derived from it (src/respond/memo.ts) and the learned-at
+ * object on every hit, so what the memo derived from it (src/core/body-memo.ts) and the learned-at
  * mark (src/scope/learn.ts) serve every hit of the entry.
  */
 export class StoredEntry implements Entry {

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BodyMemo } from '../core/body-memo';
 import type { Logger } from 'pino';
 import type { ApiAnswer, Method, Source } from '../core/call';
 import type { AuditRecord } from '../core/audit';
@@ -34,6 +35,8 @@ export interface PipelineDeps {
   facts: ScopeFacts;
   gate: ScopeGate;
   source: Source;
+  /** The sidecar's body memo (shaping and narrowed listings read parses from it). */
+  memo: BodyMemo;
   names: FaceNames;
   upstream: { api: string; web: string };
   limits: { maxUrlLength: number; maxBodyBytes: number };
@@ -188,7 +191,7 @@ export function createPipeline(deps: PipelineDeps) {
 
     const listing = match.route.id === 'repositories' && isNarrowed(client!, verdict.call.params.ws!);
     let answer: ApiAnswer = listing
-      ? await visibleListing(verdict.call, client!, deps.source, deps.upstream.api)
+      ? await visibleListing(verdict.call, client!, deps.source, deps.upstream.api, deps.memo)
       : await followRedirects(verdict.call, deps.source, async (next) => {
           const again = await deps.gate.admit(client!, next.match, 'GET', next.target.query);
           return again.ok ? again.call : undefined;
@@ -196,7 +199,7 @@ export function createPipeline(deps: PipelineDeps) {
     record.cache = answer.cacheStatus;
     // A budget refusal made no call: it has no upstream status (the cache detail says budget-refused).
     if (answer.budgetRefused === undefined) record.upstreamStatus = answer.status;
-    answer = shapeAnswer(answer, verdict.call, client!, deps.facts, bases);
+    answer = shapeAnswer(answer, verdict.call, client!, deps.facts, bases, deps.memo);
     writeAnswer(res, answer, head);
   }
 }

@@ -7,7 +7,7 @@ import { encodeQuery, encodeSegment } from '../routes/canonical';
 import { decideRepository, rulesForWorkspace } from '../scope/policy';
 import { errorAnswer } from './errors';
 import { applyFields } from '../core/fields';
-import { parseJsonBody } from '../core/body-memo';
+import type { BodyMemo } from '../core/body-memo';
 
 /**
  * The repository listing a client with project or repository rules sees: computed by the sidecar
@@ -82,7 +82,7 @@ interface Repo {
 }
 
 /** Answers `GET /2.0/repositories/{ws}` for a narrowed client; `apiBase` is upstream's API origin (links are rewritten later). */
-export async function visibleListing(call: ApiCall, client: Client, source: Source, apiBase: string): Promise<ApiAnswer> {
+export async function visibleListing(call: ApiCall, client: Client, source: Source, apiBase: string, memo: BodyMemo): Promise<ApiAnswer> {
   const ws = call.params.ws!;
   const wanted = readQuery(call.query);
   if (typeof wanted === 'string') return errorAnswer(400, wanted);
@@ -110,7 +110,7 @@ export async function visibleListing(call: ApiCall, client: Client, source: Sour
       if (!/; hit(;|$)/.test(status)) allHits = false;
       const left = /; ttl=(-?\d+)/.exec(status);
       if (left) ttl = Math.min(ttl ?? Infinity, Number(left[1]));
-      const json = /json/i.test(answer.headers['content-type'] ?? '') ? (parseJsonBody(answer.body) as { values?: unknown; next?: unknown } | undefined) : undefined;
+      const json = /json/i.test(answer.headers['content-type'] ?? '') ? (memo.parse(answer.body) as { values?: unknown; next?: unknown } | undefined) : undefined;
       if (!json || !Array.isArray(json.values)) return errorAnswer(502, 'Bitbucket sent a repository listing that could not be read');
       for (const v of json.values as Repo[]) {
         if (!v || typeof v.full_name !== 'string') continue;

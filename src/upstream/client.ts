@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { upstreamDispatcher, type OutboundProxy } from './proxy';
 import { errors, type Dispatcher } from './undici';
-import { parseJsonBody } from '../core/body-memo';
+import type { BodyMemo } from '../core/body-memo';
 import { upstreamPath } from '../routes/call';
 import type { ApiAnswer, ApiCall } from '../core/call';
 
@@ -15,6 +15,8 @@ export interface UpstreamClientSettings {
   maxBodyBytes?: number;
   /** The outbound proxy for the API origin (see upstream/proxy.ts). */
   proxy?: OutboundProxy;
+  /** The sidecar's body memo: the parse that checks an answer is the one the later stages reuse. */
+  memo: BodyMemo;
 }
 
 /** Upstream response headers worth keeping; everything else (cookies, internals) is dropped. */
@@ -143,7 +145,7 @@ export class UpstreamClient {
     // A success whose JSON does not parse was cut short (a connection that ended cleanly mid-body).
     // Handing it on would give the client a corrupt answer; for a write, it may still have been applied.
     // (Parsed once: the cache, learning and shaping take the same parse from the memo.)
-    if (status >= 200 && status < 300 && body.length > 0 && /json/i.test(kept['content-type'] ?? '') && parseJsonBody(body) === undefined) {
+    if (status >= 200 && status < 300 && body.length > 0 && /json/i.test(kept['content-type'] ?? '') && this.settings.memo.parse(body) === undefined) {
       throw new UpstreamError(
         502,
         call.method === 'GET' || call.method === 'HEAD'

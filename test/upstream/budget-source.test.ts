@@ -1,4 +1,5 @@
 import { startFakeBitbucket, type FakeBitbucketServer } from '../../src/fake-bitbucket';
+import { BodyMemo } from '../../src/core/body-memo';
 import { BudgetGovernor, DEFAULT_BUDGET, type BudgetConfig } from '../../src/upstream/budget';
 import { ManualClock } from '../../src/upstream/budget-clock';
 import { budgetSource } from '../../src/upstream/budget-source';
@@ -14,7 +15,7 @@ let upstream: UpstreamClient;
 beforeAll(async () => {
   fake = await startFakeBitbucket({ seed: 'demo' });
   const auth = `Basic ${Buffer.from(`${fake.credentials.email}:${fake.credentials.apiToken}`).toString('base64')}`;
-  upstream = new UpstreamClient({ apiUrl: fake.url, authorization: auth, connectTimeoutMs: 2000, responseTimeoutMs: 2000, userAgent: 'test' });
+  upstream = new UpstreamClient({ memo: new BodyMemo(), apiUrl: fake.url, authorization: auth, connectTimeoutMs: 2000, responseTimeoutMs: 2000, userAgent: 'test' });
 });
 afterAll(async () => {
   await upstream.close();
