@@ -21,7 +21,8 @@ import { recentTargets } from './recent-targets';
 import { followRedirects } from './redirects';
 
 const METHODS = new Set<Method>(['GET', 'HEAD', 'POST', 'PUT', 'DELETE']);
-const OPS_REFUSALS: Record<number, string> = { 401: 'unauthenticated', 403: 'forbidden', 404: 'no-route' };
+/** Refusals of `/_sidecar/*`, the webhook door's included (413 too large, 408 too slow, 503 busy). */
+const OPS_REFUSALS: Record<number, string> = { 400: 'bad-request', 401: 'unauthenticated', 403: 'forbidden', 404: 'no-route', 408: 'timeout', 413: 'too-large', 415: 'bad-request', 503: 'busy' };
 
 /** Context handed to handlers that stream (git) or answer by themselves (oauth, avatars). */
 export interface StreamContext {
@@ -85,7 +86,8 @@ export function createPipeline(deps: PipelineDeps) {
       // Operations endpoints are audited only when they refuse (a stranger reading metrics, say).
       if (record.route === 'ops') {
         const refusal = OPS_REFUSALS[res.statusCode];
-        if (!refusal) return;
+        // A readiness probe answering 503 (not ready) refuses nobody.
+        if (!refusal || (res.statusCode === 503 && /^\/_sidecar\/ready\/?$/i.test((req.url ?? '').split('?')[0]))) return;
         record.decision = refusal;
       }
       // Refusals name what was asked (allowed requests carry the upstream path already).

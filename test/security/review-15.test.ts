@@ -1,0 +1,130 @@
+/**
+ * Siblings of issue 15's cases found in review: refusals written outside the request pipeline or
+ * by the webhook door, and what strangers can make the sidecar hold. Real sockets against the fake
+ * Bitbucket throughout.
+ */
+import net from 'node:net';
+import { sign } from '../../src/webhooks/signature';
+import { basicAuth, startStack, type Stack } from '../helpers/stack';
+import { parseResponse } from './wire';
+
+const SECRET = 'review-secret';
+
+/** Writes `text` on a fresh connection and resolves with everything read until the server closes (or `ms`). */
+function exchange(port: number, text: string | Buffer, ms = 3000, localAddress = '127.0.0.1'): Promise<{ data: string; closed: boolean; socket: net.Socket }> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress });
+    const chunks: Buffer[] = [];
+    let done = false;
+    const finish = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve({ data: Buffer.concat(chunks).toString('latin1'), closed, socket });
+    };
+    const timer = setTimeout(() => finish(false), ms);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('close', () => finish(true));
+    socket.on('error', () => finish(true));
+    socket.write(text);
+  });
+}
+
+const audits = (stack: Stack) => stack.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.kind === 'audit');
+const settle = () => new Promise((r) => setTimeout(r, 100));
+
+describe('review 15: every refusal is audited with its target', () => {
+  let stack: Stack;
+  let auth: string;
+  beforeAll(async () => {
+    stack = await startStack([{ id: 'reader', scope: [{ workspace: 'acme' }] }], {
+      config: {
+        server: { http: { host: '127.0.0.1', port: 0 }, maxConnections: 4, maxConnectionsPerSource: 2, maxHeaderBytes: 4096 },
+        webhooks: { secret: SECRET, maxBodyBytes: '64KiB' },
+      },
+    });
+    auth = basicAuth('jenkins@ci.example', stack.tokens.reader);
+  });
+  afterAll(() => stack.stop());
+
+  it('audits webhook deliveries the door refuses (bad signature, too large), naming the path', async () => {
+    const body = Buffer.from(JSON.stringify({ repository: { full_name: 'acme/service-api' }, push: { changes: [] } }));
+    const head = (extra: string, length: number) =>
+      `POST /_sidecar/webhooks/bitbucket HTTP/1.1\r\nHost: sidecar\r\ncontent-type: application/json\r\nx-event-key: repo:push\r\nx-request-uuid: {11111111-1111-4111-8111-111111111111}\r\n${extra}content-length: ${length}\r\n\r\n`;
+    const bad = await exchange(stack.running.httpPort, Buffer.concat([Buffer.from(head(`x-hub-signature: ${sign(body, 'not-the-secret')}\r\n`, body.length)), body]));
+    expect(parseResponse(Buffer.from(bad.data, 'latin1'), true)?.status).toBe(403);
+    const big = await exchange(stack.running.httpPort, head('', 256 * 1024));
+    expect(parseResponse(Buffer.from(big.data, 'latin1'), true)?.status).toBe(413);
+    await settle();
+    const lines = audits(stack).filter((l) => l.route === 'ops').map((l) => [l.status, l.path]);
+    expect(lines).toEqual(expect.arrayContaining([[403, '/_sidecar/webhooks/bitbucket'], [413, '/_sidecar/webhooks/bitbucket']]));
+  });
+
+  it('audits a request head refused by the HTTP parser (431), with the raw target escaped', async () => {
+    const r = await exchange(stack.running.httpPort, `GET /2.0/repositories/acme/secret-probe HTTP/1.1\r\nHost: api.bitbucket.org\r\nAuthorization: ${auth}\r\nX-Pad: ${'a'.repeat(8000)}\r\n\r\n`);
+    expect(r.data).toMatch(/^HTTP\/1\.1 431 /);
+    await settle();
+    const line = audits(stack).find((l) => l.status === 431);
+    expect(line).toBeDefined();
+    expect(line?.path).toBe('/2.0/repositories/acme/secret-probe');
+    const bad = await exchange(stack.running.httpPort, 'GET /2.0/repositories/acme/bad%20header HTTP/1.1\r\nHost: api.bitbucket.org\r\nNo colon here\r\n\r\n');
+    expect(bad.data).toMatch(/^HTTP\/1\.1 400 /);
+    await settle();
+    expect(audits(stack).find((l) => l.decision === 'bad-http')?.path).toBe('/2.0/repositories/acme/bad%2520header');
+  });
+
+  it('audits a request turned away for lack of a connection slot, with its target', async () => {
+    const held: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const c = await exchange(stack.running.httpPort, `GET /2.0/workspaces/acme HTTP/1.1\r\nHost: api.bitbucket.org\r\nAuthorization: ${auth}\r\n\r\n`, 500, '127.0.0.7');
+        expect(c.data).toMatch(/^HTTP\/1\.1 200 /);
+        held.push(c.socket);
+      }
+      const refused = await exchange(stack.running.httpPort, `GET /2.0/repositories/acme/over-capacity HTTP/1.1\r\nHost: api.bitbucket.org\r\nAuthorization: ${auth}\r\n\r\n`, 2000, '127.0.0.7');
+      expect(refused.data).toMatch(/^HTTP\/1\.1 503 /);
+    } finally {
+      held.forEach((s) => s.destroy());
+    }
+    await settle();
+    const line = audits(stack).find((l) => l.status === 503);
+    expect(line).toBeDefined();
+    expect(line?.path).toBe('/2.0/repositories/acme/over-capacity');
+  });
+
+  it('audits CONNECT, refused before the pipeline', async () => {
+    const r = await exchange(stack.running.httpPort, 'CONNECT api.bitbucket.org:443 HTTP/1.1\r\nHost: api.bitbucket.org:443\r\n\r\n');
+    expect(r.data).toMatch(/^HTTP\/1\.1 405 /);
+    await settle();
+    const line = audits(stack).find((l) => l.method === 'CONNECT');
+    expect(line).toBeDefined();
+    expect(line?.path).toBe('api.bitbucket.org:443');
+  });
+});
+
+describe('review 15: strangers hold no connection', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack([{ id: 'reader', scope: [{ workspace: 'acme' }] }]);
+  });
+  afterAll(() => stack.stop());
+
+  it('closes an upgrade request without credentials', async () => {
+    const r = await exchange(stack.running.httpPort, 'GET /2.0/repositories/acme HTTP/1.1\r\nHost: api.bitbucket.org\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+    expect(r.closed).toBe(true);
+    expect(r.data).toMatch(/^HTTP\/1\.1 (401|400) /);
+  });
+
+  it('closes a request with a body it refused for missing credentials', async () => {
+    const r = await exchange(stack.running.httpPort, 'POST /2.0/repositories/acme/service-api/hooks HTTP/1.1\r\nHost: api.bitbucket.org\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 100000000\r\n\r\n');
+    expect(r.closed).toBe(true);
+    expect(r.data).toMatch(/HTTP\/1\.1 401 /);
+  });
+
+  it('closes pipelined requests after the first refusal', async () => {
+    const one = 'GET /2.0/repositories/acme HTTP/1.1\r\nHost: api.bitbucket.org\r\n\r\n';
+    const r = await exchange(stack.running.httpPort, one.repeat(5));
+    expect(r.closed).toBe(true);
+    expect(r.data.match(/HTTP\/1\.1 401/g)).toHaveLength(1);
+  });
+});
