@@ -152,11 +152,17 @@ function isProbe(req: http.IncomingMessage): boolean {
 }
 
 /**
- * Open (not yet served) sockets per source address are bounded too, at twice the served bound, so
- * one address cannot fill the listener's accept limit with idle connections.
+ * Open sockets are bounded per source address (twice the served bound) and per listener (`limit`,
+ * twice maxConnections). When the listener is full, the oldest socket that has not yet sent a
+ * whole request head makes room: otherwise strangers from a few addresses, each within its own
+ * bound, could fill the listener with half-sent heads and keep every client out until the
+ * headers timeout — and again, and again. Served connections (a request came) are never evicted.
  */
-function limitOpenPerSource(server: http.Server, perSource: number): void {
+function limitOpenSockets(server: http.Server, perSource: number, limit: number): void {
   const open = new Map<string, number>();
+  /** Sockets with no request yet, oldest first. */
+  const pending = new Set<Duplex>();
+  let count = 0;
   server.on('connection', (socket: Duplex & { remoteAddress?: string }) => {
     const source = socket.remoteAddress ?? '';
     const n = (open.get(source) ?? 0) + 1;
@@ -164,13 +170,33 @@ function limitOpenPerSource(server: http.Server, perSource: number): void {
       socket.destroy();
       return;
     }
+    if (count >= limit) {
+      const oldest = pending.values().next().value;
+      if (oldest === undefined) {
+        socket.destroy();
+        return;
+      }
+      pending.delete(oldest);
+      oldest.destroy();
+    }
     open.set(source, n);
+    count++;
+    pending.add(socket);
     socket.once('close', () => {
+      count--;
+      pending.delete(socket);
       const left = (open.get(source) ?? 1) - 1;
       if (left > 0) open.set(source, left);
       else open.delete(source);
     });
   });
+  // Over TLS the request's socket wraps the accepted one (`_parent`).
+  const served = (req: http.IncomingMessage) => {
+    const sock = req.socket as Duplex & { _parent?: Duplex };
+    pending.delete(sock._parent ?? sock);
+  };
+  server.on('request', served);
+  server.on('connect', served);
 }
 
 /** Slowloris, idle and connection limits shared by both listeners. */
@@ -181,11 +207,13 @@ function harden(server: http.Server, s: ListenSettings): void {
   server.keepAliveTimeout = 65_000;
   server.timeout = 10 * 60_000;
   server.maxHeadersCount = 100;
-  // Served connections are limited by `limitConnections`; this bounds the sockets that are only open.
-  server.maxConnections = 2 * (s.maxConnections ?? SERVER_DEFAULTS.maxConnections);
+  // Served connections are limited by `limitConnections`, open sockets by `limitOpenSockets` (which
+  // evicts half-sent heads first); Node's own bound only backs that up.
+  const open = 2 * (s.maxConnections ?? SERVER_DEFAULTS.maxConnections);
+  server.maxConnections = 2 * open;
   server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => onClientError(err, socket, s.onRefused));
   server.on('connect', (req: http.IncomingMessage, socket: Duplex) => onConnect(req, socket, s.onRefused));
-  limitOpenPerSource(server, perSourceOf(s));
+  limitOpenSockets(server, perSourceOf(s), open);
 }
 
 function perSourceOf(s: ListenSettings): number {

@@ -225,3 +225,34 @@ describe('review 15: a narrowed listing\'s headers say nothing of hidden project
     expect(scanned.headers).toEqual(nothing.headers);
   });
 });
+
+describe('review 15: sockets that never finish a request head cannot keep clients out', () => {
+  let stack: Stack;
+  let auth: string;
+  const idle: net.Socket[] = [];
+  beforeAll(async () => {
+    stack = await startStack([{ id: 'reader', scope: [{ workspace: 'acme' }] }], {
+      config: { server: { http: { host: '127.0.0.1', port: 0 }, maxConnections: 4, maxConnectionsPerSource: 2 } },
+    });
+    auth = basicAuth('jenkins@ci.example', stack.tokens.reader);
+  });
+  afterAll(async () => {
+    idle.forEach((s) => s.destroy());
+    await stack.stop();
+  });
+
+  it('serves an authenticated client while strangers from several addresses hold half-sent heads', async () => {
+    // Each stranger address stays within its per-source bound; together they fill the listener.
+    for (const address of ['127.0.0.21', '127.0.0.22', '127.0.0.23']) {
+      for (let i = 0; i < 4; i++) {
+        const s = net.connect({ port: stack.running.httpPort, host: '127.0.0.1', localAddress: address });
+        s.on('error', () => undefined);
+        s.write('GET /2.0/repositories/acme HTTP/1.1\r\nHost: api.bitbucket.org\r\n');
+        idle.push(s);
+      }
+    }
+    await settle();
+    const r = await exchange(stack.running.httpPort, `GET /2.0/workspaces/acme HTTP/1.1\r\nHost: api.bitbucket.org\r\nAuthorization: ${auth}\r\nConnection: close\r\n\r\n`, 3000, '127.0.0.30');
+    expect(r.data).toMatch(/^HTTP\/1\.1 200 /);
+  });
+});
