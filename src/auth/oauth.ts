@@ -69,7 +69,7 @@ export class OAuthIssuer {
     return this.issued.size;
   }
 
-  readonly handler: StreamHandler = async (req: IncomingMessage, res: ServerResponse) => {
+  readonly handler: StreamHandler = async (req: IncomingMessage, res: ServerResponse, ctx) => {
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       const data = Buffer.from(JSON.stringify(body));
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': data.length, 'cache-control': 'no-store', ...headers });
@@ -79,6 +79,7 @@ export class OAuthIssuer {
     try {
       form = new URLSearchParams((await readBody(req, 8192)).toString('utf8'));
     } catch {
+      ctx.audit.decision = 'bad-request';
       return send(400, { error: 'invalid_request', error_description: 'Request body is too large or unreadable' });
     }
     const presented = parseAuthorization(req.headers.authorization);
@@ -86,12 +87,17 @@ export class OAuthIssuer {
     const secret = presented.kind === 'basic' ? presented.secret : form.get('client_secret') ?? '';
     const client = key && secret ? this.directory().authenticateConsumer(key, secret) : undefined;
     const state = client && this.directory().consumerState(key);
+    // The audit line tells a refused consumer from an issued token (the pipeline wrote 'delegated').
     if (!client || !state) {
+      ctx.audit.decision = 'unauthenticated';
       return send(401, { error: 'invalid_client', error_description: 'Invalid OAuth client credentials' }, { 'www-authenticate': 'Basic realm="Bitbucket.org HTTP"' });
     }
+    ctx.audit.client = client.id;
     if (form.get('grant_type') !== 'client_credentials') {
+      ctx.audit.decision = 'bad-request';
       return send(400, { error: 'unsupported_grant_type', error_description: 'Only grant_type=client_credentials is supported' });
     }
+    ctx.audit.decision = 'allow';
     const token = ISSUED_PREFIX + randomBytes(36).toString('base64url');
     this.prune(key);
     const digest = sha256Hex(token);

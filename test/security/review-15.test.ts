@@ -8,7 +8,9 @@ import net from 'node:net';
 import { request as undiciRequest } from 'undici';
 import { startFakeBitbucket } from '../../src/fake-bitbucket';
 import { ManualClock } from '../../src/upstream/budget-clock';
+import { mintOAuthConsumer, mintToken, sha256Hex } from '../../src/auth/tokens';
 import { sign } from '../../src/webhooks/signature';
+import { request } from '../ops/http';
 import { basicAuth, startStack, type Stack } from '../helpers/stack';
 import { parseResponse } from './wire';
 
@@ -254,5 +256,32 @@ describe('review 15: sockets that never finish a request head cannot keep client
     await settle();
     const r = await exchange(stack.running.httpPort, `GET /2.0/workspaces/acme HTTP/1.1\r\nHost: api.bitbucket.org\r\nAuthorization: ${auth}\r\nConnection: close\r\n\r\n`, 3000, '127.0.0.30');
     expect(r.data).toMatch(/^HTTP\/1\.1 200 /);
+  });
+});
+
+describe('review 15: OAuth refusals are audited as refusals', () => {
+  let stack: Stack;
+  const consumer = mintOAuthConsumer();
+  beforeAll(async () => {
+    stack = await startStack([], {
+      config: { clients: [{ id: 'ci-a', token: { sha256: sha256Hex(mintToken()) }, oauth: { key: consumer.key, secretSha256: sha256Hex(consumer.secret) }, scope: [{ workspace: 'acme' }] }] },
+    });
+  });
+  afterAll(() => stack.stop());
+
+  const mint = (authorization: string, body: string) =>
+    request(`${stack.url}/site/oauth2/access_token`, { method: 'POST', headers: { authorization, 'content-type': 'application/x-www-form-urlencoded', host: 'bitbucket.org' }, body });
+
+  it('names the decision (and the client once its consumer is proven) for each answer', async () => {
+    expect((await mint(basicAuth(consumer.key, 'wrong-secret'), 'grant_type=client_credentials')).status).toBe(401);
+    expect((await mint(basicAuth(consumer.key, consumer.secret), 'grant_type=password')).status).toBe(400);
+    expect((await mint(basicAuth(consumer.key, consumer.secret), 'grant_type=client_credentials')).status).toBe(200);
+    await settle();
+    const lines = audits(stack).filter((l) => l.route === 'oauth-token').map((l) => [l.status, l.decision, l.client, l.path]);
+    expect(lines).toEqual([
+      [401, 'unauthenticated', undefined, '/site/oauth2/access_token'],
+      [400, 'bad-request', 'ci-a', '/site/oauth2/access_token'],
+      [200, 'allow', 'ci-a', '/site/oauth2/access_token'],
+    ]);
   });
 });
