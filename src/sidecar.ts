@@ -91,7 +91,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   const now = options.now ?? Date.now;
   let clients = new ClientDirectory(config.clients);
   let current = config;
-  const oauth = new OAuthIssuer(() => clients, 3600, now);
+  const oauth = new OAuthIssuer(() => clients, 3600, now, config.server.headersTimeoutMs);
   const facts = new ScopeFacts(now);
   const creds = upstreamCredentials(config.upstream);
   const upstream = new UpstreamClient({

@@ -35,6 +35,12 @@ export class OAuthIssuer {
     private readonly directory: () => ClientDirectory,
     private readonly ttlSeconds = 3600,
     private readonly now: () => number = Date.now,
+    /**
+     * Time the form body has to arrive once the head is in. The endpoint needs no sidecar token, so
+     * without it a stranger sending a byte now and then would hold a served slot for as long as
+     * `server.requestTimeoutMs` (minutes); the sidecar passes `server.headersTimeoutMs`.
+     */
+    private readonly bodyTimeoutMs = 20_000,
   ) {}
 
   authenticate(secret: string): Client | undefined {
@@ -76,11 +82,21 @@ export class OAuthIssuer {
       res.end(data);
     };
     let form: URLSearchParams;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), this.bodyTimeoutMs)));
     try {
-      form = new URLSearchParams((await readBody(req, 8192)).toString('utf8'));
+      const body = await Promise.race([readBody(req, 8192), late]);
+      if (body === 'late') {
+        ctx.audit.decision = 'timeout';
+        req.pause();
+        return send(408, { error: 'invalid_request', error_description: 'The request body was not received in time' }, { connection: 'close' });
+      }
+      form = new URLSearchParams(body.toString('utf8'));
     } catch {
       ctx.audit.decision = 'bad-request';
       return send(400, { error: 'invalid_request', error_description: 'Request body is too large or unreadable' });
+    } finally {
+      clearTimeout(timer);
     }
     const presented = parseAuthorization(req.headers.authorization);
     const key = presented.kind === 'basic' ? presented.username : form.get('client_id') ?? '';

@@ -285,3 +285,40 @@ describe('review 15: OAuth refusals are audited as refusals', () => {
     ]);
   });
 });
+
+describe('review 15: the OAuth token door holds no slot for a slow body', () => {
+  let stack: Stack;
+  let auth: string;
+  const held: net.Socket[] = [];
+  beforeAll(async () => {
+    stack = await startStack([{ id: 'reader', scope: [{ workspace: 'acme' }] }], {
+      config: { server: { http: { host: '127.0.0.1', port: 0 }, maxConnections: 4, maxConnectionsPerSource: 2, headersTimeoutMs: 500 } },
+    });
+    auth = basicAuth('jenkins@ci.example', stack.tokens.reader);
+  });
+  afterAll(async () => {
+    held.forEach((s) => s.destroy());
+    await stack.stop();
+  });
+
+  it('cuts a token request whose form does not arrive, so strangers cannot take the slots', async () => {
+    // The token endpoint needs no sidecar token: its form body was read for as long as
+    // server.requestTimeoutMs (5 min), a served slot held all that time.
+    const closed: Promise<void>[] = [];
+    for (const address of ['127.0.0.41', '127.0.0.42']) {
+      for (let i = 0; i < 2; i++) {
+        const s = net.connect({ port: stack.running.httpPort, host: '127.0.0.1', localAddress: address });
+        s.on('error', () => undefined);
+        s.on('data', () => undefined);
+        closed.push(new Promise((r) => s.once('close', () => r())));
+        s.write('POST /site/oauth2/access_token HTTP/1.1\r\nHost: bitbucket.org\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 4000\r\n\r\ngrant_type=');
+        held.push(s);
+      }
+    }
+    await settle();
+    // The sidecar ends them (within a bounded wait: the test's own timeout).
+    await Promise.all(closed);
+    const r = await exchange(stack.running.httpPort, `GET /2.0/workspaces/acme HTTP/1.1\r\nHost: api.bitbucket.org\r\nAuthorization: ${auth}\r\nConnection: close\r\n\r\n`, 3000, '127.0.0.43');
+    expect(r.data).toMatch(/^HTTP\/1\.1 200 /);
+  }, 15_000);
+});
