@@ -322,3 +322,50 @@ describe('review 15: the OAuth token door holds no slot for a slow body', () => 
     expect(r.data).toMatch(/^HTTP\/1\.1 200 /);
   }, 15_000);
 });
+
+describe('review 15: a refused project look-up does not tell hidden repositories from absent ones', () => {
+  // The gate decides a project rule from learned facts when it can (a hidden repository another
+  // client's listing taught: 404 at once) and asks upstream otherwise (a name that exists nowhere).
+  // A client past its own budget share has that look-up refused: 502 for the absent name, 404 for
+  // the hidden one — an existence oracle a narrow tenant can open at will by spending its share.
+  // Fixing it needs the gate to answer a known-hidden repository as it would answer one it must
+  // look up (the same refusal while this client's look-ups cannot be made), or to answer a failed
+  // look-up 404 — a decision for the lead (the latter turns Bitbucket trouble into "gone").
+  it.failing('answers a hidden repository and an absent one alike when the look-up is refused', async () => {
+    const fake = await startFakeBitbucket({ seed: 'demo' });
+    const stack = await startStack(
+      [
+        { id: 'full', scope: [{ workspace: 'acme' }] },
+        { id: 'ci', scope: [{ workspace: 'acme', projects: ['CI'] }] },
+      ],
+      {
+        fakeInstance: fake,
+        config: {
+          upstream: {
+            apiUrl: fake.url,
+            webUrl: fake.url,
+            auth: { type: 'basic', username: fake.credentials.email, password: fake.credentials.apiToken },
+            budget: { repositoryRequestsPerHour: 10, burstShare: 1, maxQueueWaitMs: 0, windowMarginMs: 0, backgroundShare: 0 },
+          },
+        },
+      },
+    );
+    const get = async (client: string, path: string) => {
+      const r = await request(`${stack.url}${path}`, { headers: { host: 'api.bitbucket.org', authorization: basicAuth('jenkins@ci.example', stack.tokens[client]) } });
+      return { status: r.status, body: r.body };
+    };
+    try {
+      // Another tenant's scan teaches every repository's project.
+      expect((await get('full', '/2.0/repositories/acme?pagelen=100')).status).toBe(200);
+      // The narrow tenant spends its own share (half the hour's 10 calls).
+      for (let i = 0; i < 8; i++) await get('ci', `/2.0/repositories/acme/service-api/commit/${randomBytes(20).toString('hex')}`);
+      const hidden = await get('ci', '/2.0/repositories/acme/infra');
+      const absent = await get('ci', '/2.0/repositories/acme/no-such-repository');
+      expect(hidden.status).toBe(404);
+      expect([absent.status, absent.body]).toEqual([hidden.status, hidden.body]);
+    } finally {
+      await stack.stop();
+      await fake.close();
+    }
+  });
+});
