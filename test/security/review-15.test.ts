@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { request as undiciRequest } from 'undici';
 import { startFakeBitbucket } from '../../src/fake-bitbucket';
+import { stableUuid } from '../../src/fake-bitbucket/ids';
 import { ManualClock } from '../../src/upstream/budget-clock';
 import { mintOAuthConsumer, mintToken, sha256Hex } from '../../src/auth/tokens';
 import { sign } from '../../src/webhooks/signature';
@@ -363,6 +364,41 @@ describe('review 15: a refused project look-up does not tell hidden repositories
       const absent = await get('ci', '/2.0/repositories/acme/no-such-repository');
       expect(hidden.status).toBe(404);
       expect([absent.status, absent.body]).toEqual([hidden.status, hidden.body]);
+    } finally {
+      await stack.stop();
+      await fake.close();
+    }
+  });
+});
+
+describe('review 15: a look-up refused for one client teaches no absence to the others', () => {
+  it('resolves a repository uuid for a client with its share left after a flooding client\'s look-up was refused', async () => {
+    const fake = await startFakeBitbucket({ seed: 'demo' });
+    const stack = await startStack(
+      [
+        { id: 'flood', scope: [{ workspace: 'acme' }] },
+        { id: 'scan', scope: [{ workspace: 'acme' }] },
+      ],
+      {
+        fakeInstance: fake,
+        config: {
+          upstream: {
+            apiUrl: fake.url,
+            webUrl: fake.url,
+            auth: { type: 'basic', username: fake.credentials.email, password: fake.credentials.apiToken },
+            budget: { repositoryRequestsPerHour: 10, burstShare: 1, maxQueueWaitMs: 0, windowMarginMs: 0, backgroundShare: 0 },
+          },
+        },
+      },
+    );
+    const get = async (client: string, path: string) => (await request(`${stack.url}${path}`, { headers: { host: 'api.bitbucket.org', authorization: basicAuth('jenkins@ci.example', stack.tokens[client]) } })).status;
+    const uuid = encodeURIComponent(stableUuid('repository', 'acme/service-api'));
+    try {
+      expect(await get('scan', '/2.0/repositories/acme/service-web/refs/branches?pagelen=100')).toBe(200);
+      for (let i = 0; i < 8; i++) await get('flood', `/2.0/repositories/acme/service-api/commit/${randomBytes(20).toString('hex')}`);
+      // The flood's look-up of the uuid is refused by its share: that says nothing about the uuid.
+      expect(await get('flood', `/2.0/repositories/acme/${uuid}`)).toBe(404);
+      expect(await get('scan', `/2.0/repositories/acme/${uuid}`)).toBe(200);
     } finally {
       await stack.stop();
       await fake.close();
