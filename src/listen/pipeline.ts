@@ -124,6 +124,9 @@ export function createPipeline(deps: PipelineDeps) {
     const face = selectFace(host, target.segments[0], deps.names);
     if (face === 'ops') {
       record.route = 'ops';
+      // A refusal's audit line names the client whose token was presented (403 without ops:read).
+      const presented = parseAuthorization(req.headers.authorization);
+      if (presented.kind === 'basic' || presented.kind === 'bearer') record.client = (deps.clients().authenticate(presented.secret) ?? deps.authenticateIssued?.(presented.secret))?.id;
       return deps.ops(req, res);
     }
     if (!METHODS.has(method)) {

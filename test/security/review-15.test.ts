@@ -405,3 +405,17 @@ describe('review 15: a look-up refused for one client teaches no absence to the 
     }
   });
 });
+
+describe('review 15: an operations refusal names the client that asked', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack([{ id: 'reader', scope: [{ workspace: 'acme' }] }]);
+  });
+  afterAll(() => stack.stop());
+
+  it('audits metrics read with a token lacking ops:read with that token\'s client', async () => {
+    expect((await request(`${stack.url}/_sidecar/metrics`, { headers: { authorization: basicAuth('x', stack.tokens.reader) } })).status).toBe(403);
+    await settle();
+    expect(audits(stack).filter((l) => l.route === 'ops').map((l) => [l.decision, l.client, l.path])).toEqual([['forbidden', 'reader', '/_sidecar/metrics']]);
+  });
+});
