@@ -96,7 +96,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   const now = options.now ?? Date.now;
   let clients = new ClientDirectory(config.clients);
   let current = config;
-  const oauth = new OAuthIssuer(() => clients, 3600, now);
+  const oauth = new OAuthIssuer(() => clients, 3600, now, config.server.headersTimeoutMs);
   const facts = new ScopeFacts(now);
   const creds = upstreamCredentials(config.upstream);
   // One choice per upstream origin (config, else HTTPS_PROXY/NO_PROXY), shared by REST and git.

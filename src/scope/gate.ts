@@ -205,10 +205,12 @@ export class ScopeGate {
       // "This uuid is not workspace ws" holds for every client: the miss is kept per workspace.
       const missKey = `workspace ${ws} ${uuid}`;
       if (this.misses.has(missKey)) continue;
-      await this.lookup({ method: 'GET', route: route('workspace'), params: { ws }, trailingSlash: false, query: [] }, { client: client.id });
+      const answer = await this.lookup({ method: 'GET', route: route('workspace'), params: { ws }, trailingSlash: false, query: [] }, { client: client.id });
       const found = this.facts.workspaceSlug(uuid);
       if (found) return found;
-      this.misses.set(missKey, true);
+      // A look-up that failed (this client's budget share spent, Bitbucket trouble) says nothing
+      // about the uuid: remembering it would refuse every other client for a minute.
+      if (answer.status === 200) this.misses.set(missKey, true);
     }
     return undefined;
   }
@@ -218,9 +220,9 @@ export class ScopeGate {
     const known = this.facts.repository(uuid);
     const missKey = `repository ${ws} ${uuid}`;
     if (known || this.misses.has(missKey)) return known;
-    await this.query(client, ws, `uuid="${uuid}"`);
+    const answered = await this.query(client, ws, `uuid="${uuid}"`);
     const found = this.facts.repository(uuid);
-    if (!found) this.misses.set(missKey, true);
+    if (!found && answered) this.misses.set(missKey, true);
     return found;
   }
 
