@@ -145,15 +145,20 @@ export class ScopeGate {
    */
   private async decide(client: Client, ws: string, repo: string): Promise<'allow' | 'deny' | 'error'> {
     const full = `${ws}/${repo}`;
-    const first = decideRepository(client, ws, repo, this.facts.projectOf(full));
-    if (first !== 'needs-project') return first;
+    // Decided without the project (no rule could match, or one matches whatever the project): final.
+    const blind = decideRepository(client, ws, repo);
+    if (blind !== 'needs-project') return blind;
+    if (decideRepository(client, ws, repo, this.facts.projectOf(full)) === 'allow') return 'allow';
+    // Not shown to be in scope. A project other clients' answers taught is not used to refuse: the
+    // refusal goes the same way as for a repository nobody knows (the same targeted look-up, the same
+    // 502 when it cannot be made), so a tenant cannot tell a hidden repository from an absent one.
     const projects = [...new Set(client.scope.filter((r) => r.workspace === ws).flatMap((r) => r.projects ?? []))].sort();
     const missKey = `project ${full} ${projects.join(',')}`;
     if (!this.misses.has(missKey)) {
       const within = projects.map((k) => `project.key="${k}"`).join(' OR ');
       const ok = await this.query(client, ws, `full_name="${full}" AND (${within})`);
       if (!ok) return 'error';
-      if (this.facts.projectOf(full) === undefined) this.misses.set(missKey, true);
+      if (decideRepository(client, ws, repo, this.facts.projectOf(full) ?? null) !== 'allow') this.misses.set(missKey, true);
     }
     const project = this.facts.projectOf(full);
     return decideRepository(client, ws, repo, project === undefined ? null : project) === 'allow' ? 'allow' : 'deny';

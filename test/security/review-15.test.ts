@@ -325,14 +325,11 @@ describe('review 15: the OAuth token door holds no slot for a slow body', () => 
 });
 
 describe('review 15: a refused project look-up does not tell hidden repositories from absent ones', () => {
-  // The gate decides a project rule from learned facts when it can (a hidden repository another
-  // client's listing taught: 404 at once) and asks upstream otherwise (a name that exists nowhere).
-  // A client past its own budget share has that look-up refused: 502 for the absent name, 404 for
-  // the hidden one — an existence oracle a narrow tenant can open at will by spending its share.
-  // Fixing it needs the gate to answer a known-hidden repository as it would answer one it must
-  // look up (the same refusal while this client's look-ups cannot be made), or to answer a failed
-  // look-up 404 — a decision for the lead (the latter turns Bitbucket trouble into "gone").
-  it.failing('answers a hidden repository and an absent one alike when the look-up is refused', async () => {
+  // A hidden repository another client's listing taught and a name that exists nowhere must be
+  // refused the same way: the gate refuses neither from shared facts, both go through the same
+  // targeted look-up, and when this client's share cannot pay for it both get the same 502 (not
+  // 404: Bitbucket trouble must not read as "repository gone" to Jenkins).
+  it('answers a hidden repository and an absent one alike when the look-up is refused', async () => {
     const fake = await startFakeBitbucket({ seed: 'demo' });
     const stack = await startStack(
       [
@@ -362,8 +359,8 @@ describe('review 15: a refused project look-up does not tell hidden repositories
       for (let i = 0; i < 8; i++) await get('ci', `/2.0/repositories/acme/service-api/commit/${randomBytes(20).toString('hex')}`);
       const hidden = await get('ci', '/2.0/repositories/acme/infra');
       const absent = await get('ci', '/2.0/repositories/acme/no-such-repository');
-      expect(hidden.status).toBe(404);
       expect([absent.status, absent.body]).toEqual([hidden.status, hidden.body]);
+      expect(hidden.status).toBe(502);
     } finally {
       await stack.stop();
       await fake.close();
