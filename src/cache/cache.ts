@@ -117,7 +117,7 @@ export class ResponseCache {
   /** The cache stage in front of `inner` (budget → upstream). */
   wrap(inner: Source): Source {
     // A miss is charged to the client it was made for; the calls it shares (collapsed) are not.
-    return (call, ctx) => this.answer(call, ctx ? (c) => inner(c, ctx) : inner);
+    return (call, ctx) => this.answer(call, ctx ? (c) => inner(c, ctx) : inner, ctx?.client);
   }
 
   // --- invalidation API (webhook relay, our own writes) ----------------------------------------
@@ -235,7 +235,7 @@ export class ResponseCache {
 
   // --- the stage ---------------------------------------------------------------------------------
 
-  private async answer(call: ApiCall, inner: Source): Promise<ApiAnswer> {
+  private async answer(call: ApiCall, inner: Source, client?: string): Promise<ApiAnswer> {
     if (call.method !== 'GET' && call.method !== 'HEAD') return this.write(call, inner);
     const cls = freshnessOf(call);
     if (!cls) return inner(call);
@@ -278,8 +278,8 @@ export class ResponseCache {
     }
 
     this.stats.misses++;
-    let { outcome, collapsed } = await this.fetch(key, call, cls, inner, false);
-    if (outcome.refused === 'background') ({ outcome, collapsed } = await this.fetch(key, call, cls, inner, false));
+    let { outcome, collapsed } = await this.fetch(key, call, cls, inner, false, client);
+    if (outcome.refused === 'background') ({ outcome, collapsed } = await this.fetch(key, call, cls, inner, false, client));
     if (collapsed) this.stats.collapsed++;
     if (outcome.shared && outcome.stored) {
       // Another sidecar made the call: its answer, as from the cache.
@@ -327,16 +327,21 @@ export class ResponseCache {
     }
   }
 
-  /** One upstream call per key at a time; later identical requests share its outcome. */
-  private async fetch(key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean): Promise<{ outcome: Outcome; collapsed: boolean }> {
-    const running = this.inflight.get(key);
+  /**
+   * One upstream call per key and client at a time; later identical requests of the same client
+   * share its outcome. Not across clients: a call waits for its own client's budget share, and
+   * another client must not wait in that queue (or take its refusal) for an answer it could fetch now.
+   */
+  private async fetch(key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean, client?: string): Promise<{ outcome: Outcome; collapsed: boolean }> {
+    const flight = client === undefined ? key : `${key}\u0000${client}`;
+    const running = this.inflight.get(flight);
     if (running) return { outcome: await running, collapsed: true };
     const p = this.deps.shared ? this.fetchShared(this.deps.shared, key, call, cls, inner, background) : this.callInner(key, call, cls, inner, background);
-    this.inflight.set(key, p);
+    this.inflight.set(flight, p);
     try {
       return { outcome: await p, collapsed: false };
     } finally {
-      this.inflight.delete(key);
+      this.inflight.delete(flight);
       // No fetch is left that started before an invalidation: the sequence numbers are not needed.
       if (this.inflight.size === 0) this.tagSeq.clear();
     }

@@ -143,13 +143,11 @@ describe('review 15: a client waiting for its share holds no other client', () =
     { id: 'scan', scope: [{ workspace: 'acme' }] },
   ];
 
-  // The cache collapses concurrent misses of one URL into one upstream call. When the call that
-  // leads is the flood's, queued behind the flood's own share, the other client's request for the
-  // same URL waits in the flood's queue (and would get the flood's 429 if it were refused), though
-  // that client has its whole share left. Fixing it means a follower whose client may call now
-  // must not wait on a leader still queued in the budget (src/cache/cache.ts `fetch`, and the
-  // budget telling the cache when a permit is granted) — more than a local change.
-  it.failing('does not collapse another client onto a call queued for the flood\'s share', async () => {
+  // The cache collapses concurrent misses of one URL into one upstream call per client. Were it
+  // across clients, a call queued behind the flood's own share would hold the other client's
+  // request for the same URL in the flood's queue (and hand it the flood's 429), though that client
+  // has its whole share left.
+  it('does not collapse another client onto a call queued for the flood\'s share', async () => {
     const clock = new ManualClock(T0);
     const fake = await startFakeBitbucket({ seed: 'demo', now: () => clock.now() });
     const s = await startStack(both, {
