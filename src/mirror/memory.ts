@@ -164,9 +164,9 @@ export class MirrorMemory {
     const share = (t: TableName) => maxBytes * TABLE_SHARES[t];
     this.commits = new ByteTable(share('commits'), commitBytes);
     this.tags = new ByteTable(share('tags'), tagBytes);
-    this.trees = new ByteTable(share('trees'), treeBytes);
+    this.trees = new ByteTable<TreeEntry[]>(share('trees'), treeBytes);
     this.sizes = new ByteTable<number>(share('sizes'), () => SLOT);
-    this.revLists = new ByteTable(share('revLists'), hashListBytes);
+    this.revLists = new ByteTable<string[]>(share('revLists'), hashListBytes);
     this.repositories = new ByteTable(share('repositories'), repositoryBytes);
   }
 
