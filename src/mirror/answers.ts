@@ -82,6 +82,8 @@ export interface AnswerContext {
   reader: MirrorReader;
   render: MirrorRenderer;
   apiUrl: string;
+  /** `mirror.maxWalkCommits`: commit-list pages ending deeper than this go upstream. */
+  maxWalkCommits: number;
 }
 
 /** Computes the answer of a planned call from the mirror. */
@@ -148,11 +150,18 @@ export async function answer(call: ApiCall, ctx: AnswerContext): Promise<Outcome
           into.push(sha);
         }
       }
-      const hashes = await reader.revList(include, exclude);
-      return page(hashes, COMMITS_PAGE, async (h) => {
-        const c = await reader.commit(h);
-        return c && render.commit(c);
-      });
+      // Only the page asked for (and one more id, to know whether a next page exists) comes from git.
+      const skip = (p.page - 1) * p.pagelen;
+      if (skip + p.pagelen > ctx.maxWalkCommits) return { kind: 'defer', reason: 'walk-depth' };
+      const hashes = await reader.revListPage(include, exclude, skip, p.pagelen + 1);
+      const values = await Promise.all(
+        hashes.slice(0, p.pagelen).map(async (h) => {
+          const c = await reader.commit(h);
+          return c && render.commit(c);
+        }),
+      );
+      if (values.some((v) => v === undefined)) return { kind: 'defer', reason: 'object missing' };
+      return json(envelope(values, skip + hashes.length, p.page, p.pagelen, COMMITS_PAGE, link));
     }
     case 'src':
       return src(call, ctx, page);

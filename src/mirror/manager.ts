@@ -17,8 +17,10 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { GitBudget } from './budget';
 import { gitError, runGit, upstreamGitConfig } from './git-run';
+import { MirrorMemory } from './memory';
 import { ReaderPool } from './objects';
 import { MirrorReader } from './reader';
+import { WalkSlots } from './walks';
 
 export interface MirrorSettings {
   enabled: boolean;
@@ -39,7 +41,17 @@ export interface MirrorSettings {
   /** Share of the git budget scheduled refreshes may use. */
   backgroundShare: number;
   workspaces: Record<string, { enabled: boolean }>;
+  /** Bytes all mirror memory tables may hold together (MIRROR_MEMORY_DEFAULTS when absent). */
+  memoryBytes?: number;
+  /** Answers computed from mirrors at once. */
+  maxConcurrentWalks?: number;
+  /** Commit-list pages ending deeper than this many commits go upstream. */
+  maxWalkCommits?: number;
 }
+
+export const MIRROR_MEMORY_DEFAULTS = { memoryBytes: 16 * 1024 ** 2, maxConcurrentWalks: 4, maxWalkCommits: 10_000 } as const;
+/** Requests that may wait for a walk slot, per slot. */
+const QUEUED_PER_WALK = 16;
 
 
 /** Git requests a clone or fetch costs (protocol v0: info/refs + one upload-pack). */
@@ -141,6 +153,11 @@ export class MirrorManager {
   private readonly states = new Map<string, MirrorState>();
   private readonly pool = new ReaderPool();
   private readonly slots: Slots;
+  /** Parsed objects, rev-list pages and repository objects, bounded in bytes (`mirror.memoryBytes`). */
+  readonly memory: MirrorMemory;
+  /** Answers computed from mirrors at once (`mirror.maxConcurrentWalks`). */
+  readonly walks: WalkSlots;
+  readonly maxWalkCommits: number;
   private readonly abort = new AbortController();
   private readonly now: () => number;
   private readonly log: Logger;
@@ -155,6 +172,10 @@ export class MirrorManager {
     this.now = deps.now ?? Date.now;
     this.log = deps.logger.child({ component: 'mirror' });
     this.slots = new Slots(Math.max(1, settings.concurrency));
+    this.memory = new MirrorMemory(settings.memoryBytes ?? MIRROR_MEMORY_DEFAULTS.memoryBytes);
+    const walks = Math.max(1, settings.maxConcurrentWalks ?? MIRROR_MEMORY_DEFAULTS.maxConcurrentWalks);
+    this.walks = new WalkSlots(walks, walks * QUEUED_PER_WALK);
+    this.maxWalkCommits = settings.maxWalkCommits ?? MIRROR_MEMORY_DEFAULTS.maxWalkCommits;
     this.ready = settings.enabled ? this.scanDisk() : Promise.resolve();
   }
 
@@ -203,7 +224,7 @@ export class MirrorManager {
   }
 
   reader(st: MirrorState): MirrorReader {
-    if (!st.reader) st.reader = new MirrorReader(st.dir, this.pool, () => st.generation);
+    if (!st.reader) st.reader = new MirrorReader(st.dir, this.pool, () => st.generation, this.memory);
     return st.reader;
   }
 
@@ -397,6 +418,7 @@ export class MirrorManager {
       }
       st.exists = true;
       st.generation++;
+      await this.writeCommitGraph(st, common.signal);
       await this.followMainBranch(st);
       st.syncedAt = started;
       st.syncedSeq = startSeq;
@@ -410,6 +432,18 @@ export class MirrorManager {
     } finally {
       release();
     }
+  }
+
+  /**
+   * A commit-graph (incremental after the first) lets `git rev-list --topo-order --max-count`
+   * stop after the page instead of walking the whole history first.
+   */
+  private async writeCommitGraph(st: MirrorState, signal: AbortSignal): Promise<void> {
+    const r = await runGit(['commit-graph', 'write', '--reachable', '--split'], { gitDir: st.dir, timeoutMs: this.settings.syncTimeoutSeconds * 1000, signal, maxStdoutBytes: 1024 ** 2 }).catch(
+      (e: Error) => ({ code: -1, stderr: e.message, stdout: Buffer.alloc(0) }),
+    );
+    // Without it answers are the same, only slower to compute.
+    if (r.code !== 0 && !this.closed) this.log.debug({ repository: `${st.ws}/${st.repo}`, err: gitError(r) }, 'commit-graph not written');
   }
 
   /** Keeps HEAD on the repository's main branch (clones of the mirror check it out). */

@@ -8,6 +8,7 @@
  * the heap needs room for both.
  */
 import { LRUCache } from 'lru-cache';
+import type { ApiCall } from '../routes/call';
 import type { CommitObject, GitIdent, TagObject, TreeEntry } from './objects';
 
 /** Shares of `mirror.memoryBytes` (they sum to 1). */
@@ -143,7 +144,7 @@ export interface RepositoryRecord {
   mainBranch?: string;
   learnedAt: number;
   /** The listing page it came from (one object shared by the page's repositories). */
-  page?: object;
+  page?: ApiCall;
 }
 
 export function repositoryBytes(r: RepositoryRecord): number {
@@ -170,8 +171,8 @@ export class MirrorMemory {
     this.repositories = new ByteTable(share('repositories'), repositoryBytes);
   }
 
-  tables(): Record<TableName, ByteTable<NonNullable<unknown>>> {
-    return { commits: this.commits, trees: this.trees, revLists: this.revLists, tags: this.tags, sizes: this.sizes, repositories: this.repositories } as Record<TableName, ByteTable<NonNullable<unknown>>>;
+  tables(): Record<TableName, { stats(): TableStats }> {
+    return { commits: this.commits, trees: this.trees, revLists: this.revLists, tags: this.tags, sizes: this.sizes, repositories: this.repositories };
   }
 
   stats(): Record<TableName, TableStats> {
