@@ -61,6 +61,12 @@ const TOO_LARGE_HOLD_MS = 60 * 60_000;
 /** Mirrors unused this long are not refreshed on the schedule. */
 const IDLE_MS = 24 * 60 * 60_000;
 const SLUG = /^[a-z0-9._-]{1,128}$/;
+/**
+ * Repository states kept without a mirror on disk (asked about, never cloned or since deleted):
+ * a client scoped to a whole workspace can name any repository in it, so these are forgotten,
+ * oldest first, beyond this count (their retry backoff with them; the git budget still applies).
+ */
+export const MAX_IDLE_STATES = 10_000;
 
 export interface MirrorState {
   ws: string;
@@ -73,7 +79,7 @@ export interface MirrorState {
   markSeq: number;
   /** `markSeq` when the last successful fetch started. */
   syncedSeq: number;
-  /** Bumped after every fetch (refs are read again) and deletion. */
+  /** Renewed after every fetch (refs are read again) and deletion; unique across all mirrors and states. */
   generation: number;
   syncing?: Promise<boolean>;
   /** Invalidated while a fetch ran: fetch again after it. */
@@ -164,6 +170,7 @@ export class MirrorManager {
   private timer?: NodeJS.Timeout;
   private readonly ready: Promise<void>;
   private closed = false;
+  private generations = 0;
 
   constructor(
     readonly settings: MirrorSettings,
@@ -212,10 +219,30 @@ export class MirrorManager {
     const key = `${ws}/${repo}`;
     let st = this.states.get(key);
     if (!st) {
-      st = { ws, repo, dir: join(this.settings.dir, 'repos', ws, `${repo}.git`), exists: false, markSeq: 0, syncedSeq: 0, generation: 0, again: false, failures: 0, retryAt: 0, lastUsed: 0, bytes: 0, busy: 0, tooLargeUntil: 0 };
+      st = { ws, repo, dir: join(this.settings.dir, 'repos', ws, `${repo}.git`), exists: false, markSeq: 0, syncedSeq: 0, generation: this.nextGeneration(), again: false, failures: 0, retryAt: 0, lastUsed: 0, bytes: 0, busy: 0, tooLargeUntil: 0 };
       this.states.set(key, st);
+      if (this.states.size > MAX_IDLE_STATES) this.forgetIdleStates(st);
     }
     return st;
+  }
+
+  /** Drops states with nothing on disk and nothing running, oldest first, down to 90 % of the bound. */
+  private forgetIdleStates(keep: MirrorState): void {
+    const target = Math.floor(MAX_IDLE_STATES * 0.9);
+    for (const [key, st] of this.states) {
+      if (this.states.size <= target) return;
+      if (st === keep || st.exists || st.syncing || st.busy > 0) continue;
+      this.states.delete(key);
+    }
+  }
+
+  /** How many repository states are known (tests: the table stays bounded). */
+  get stateCount(): number {
+    return this.states.size;
+  }
+
+  private nextGeneration(): number {
+    return ++this.generations;
   }
 
   /** The existing mirror's state, without creating one. */
@@ -325,7 +352,7 @@ export class MirrorManager {
     this.pool.drop(st.dir);
     st.exists = false;
     st.syncedAt = undefined;
-    st.generation++;
+    st.generation = this.nextGeneration();
     const bytes = st.bytes;
     st.bytes = 0;
     await rm(st.dir, { recursive: true, force: true });
@@ -417,7 +444,7 @@ export class MirrorManager {
         return false;
       }
       st.exists = true;
-      st.generation++;
+      st.generation = this.nextGeneration();
       await this.writeCommitGraph(st, common.signal);
       await this.followMainBranch(st);
       st.syncedAt = started;
@@ -511,7 +538,7 @@ export class MirrorManager {
       this.pool.drop(keep.dir);
       keep.exists = false;
       keep.syncedAt = undefined;
-      keep.generation++;
+      keep.generation = this.nextGeneration();
       keep.bytes = 0;
       await rm(keep.dir, { recursive: true, force: true });
       this.stats.pruned++;

@@ -10,15 +10,17 @@
 import { LRUCache } from 'lru-cache';
 import type { ApiCall } from '../routes/call';
 import type { CommitObject, GitIdent, TagObject, TreeEntry } from './objects';
+import type { Refs } from './reader';
 
 /** Shares of `mirror.memoryBytes` (they sum to 1). */
 export const TABLE_SHARES = {
-  commits: 0.25,
-  trees: 0.3,
+  commits: 0.2,
+  trees: 0.25,
   revLists: 0.1,
+  refs: 0.15,
   tags: 0.05,
   sizes: 0.05,
-  repositories: 0.25,
+  repositories: 0.2,
 } as const;
 
 export type TableName = keyof typeof TABLE_SHARES;
@@ -137,6 +139,13 @@ export function hashListBytes(hs: readonly string[]): number {
   return OBJECT + hs.reduce((n, h) => n + SLOT + stringBytes(h), 0);
 }
 
+export function refsBytes(r: Refs): number {
+  let n = 2 * OBJECT;
+  for (const [name, sha] of r.branches) n += 4 * SLOT + stringBytes(name) + stringBytes(sha);
+  for (const [name, t] of r.tags) n += 4 * SLOT + OBJECT + 3 * SLOT + stringBytes(name) + stringBytes(t.objectSha) + (t.commit === t.objectSha ? 0 : stringBytes(t.commit));
+  return n;
+}
+
 /** What the derived-repository index keeps of one repository object. */
 export interface RepositoryRecord {
   /** The repository object, serialized as Bitbucket sent it (parsed again when read). */
@@ -158,6 +167,8 @@ export class MirrorMemory {
   readonly trees: ByteTable<TreeEntry[]>;
   readonly sizes: ByteTable<number>;
   readonly revLists: ByteTable<string[]>;
+  /** Branches and tags of a mirror generation (keyed by mirror directory and generation). */
+  readonly refs: ByteTable<Refs>;
   readonly repositories: ByteTable<RepositoryRecord>;
 
   /** `maxBytes`: `mirror.memoryBytes`, shared out by TABLE_SHARES. */
@@ -168,11 +179,12 @@ export class MirrorMemory {
     this.trees = new ByteTable<TreeEntry[]>(share('trees'), treeBytes);
     this.sizes = new ByteTable<number>(share('sizes'), () => SLOT);
     this.revLists = new ByteTable<string[]>(share('revLists'), hashListBytes);
+    this.refs = new ByteTable(share('refs'), refsBytes);
     this.repositories = new ByteTable(share('repositories'), repositoryBytes);
   }
 
   tables(): Record<TableName, { stats(): TableStats }> {
-    return { commits: this.commits, trees: this.trees, revLists: this.revLists, tags: this.tags, sizes: this.sizes, repositories: this.repositories };
+    return { commits: this.commits, trees: this.trees, revLists: this.revLists, refs: this.refs, tags: this.tags, sizes: this.sizes, repositories: this.repositories };
   }
 
   stats(): Record<TableName, TableStats> {

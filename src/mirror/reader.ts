@@ -38,14 +38,25 @@ export class MirrorReader {
     private readonly memory: MirrorMemory,
   ) {}
 
+  /**
+   * Branches and tags of the current generation: kept in the byte-bounded refs table (read again
+   * with `git for-each-ref` when evicted, or when too many to keep); one read at a time.
+   */
   refs(): Promise<Refs> {
     const g = this.generation();
+    const key = `${this.gitDir}\0${g}`;
+    const kept = this.memory.refs.get(key);
+    if (kept) return Promise.resolve(kept);
     if (!this.refsP || this.refsP.generation !== g) {
-      const p = this.loadRefs();
-      this.refsP = { generation: g, p };
-      p.catch(() => {
-        if (this.refsP?.p === p) this.refsP = undefined;
+      const p = this.loadRefs().then((r) => {
+        if (this.generation() === g) this.memory.refs.set(key, r);
+        return r;
       });
+      this.refsP = { generation: g, p };
+      const forget = () => {
+        if (this.refsP?.p === p) this.refsP = undefined;
+      };
+      p.then(forget, forget);
     }
     return this.refsP.p;
   }

@@ -70,7 +70,7 @@ describe('commit lists over a 100,000-commit history, in the serve process', () 
     expect(fake.requests.slice(from).filter((r) => r.kind === 'api')).toEqual([]);
 
     const m = await s.metrics();
-    for (const table of ['commits', 'revLists', 'trees', 'tags', 'sizes', 'repositories']) {
+    for (const table of ['commits', 'revLists', 'refs', 'trees', 'tags', 'sizes', 'repositories']) {
       const bytes = sample(m, 'bitbucket_sidecar_mirror_memory_bytes', { table })!;
       const max = sample(m, 'bitbucket_sidecar_mirror_memory_max_bytes', { table })!;
       expect(max).toBeGreaterThan(0);

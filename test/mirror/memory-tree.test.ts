@@ -63,7 +63,7 @@ describe('src listings of a 3,000-file tree at each of 1,500 commits, in the ser
     expect(fake.requests.slice(from).filter((r) => r.kind === 'api')).toEqual([]);
 
     const m = await s.metrics();
-    for (const table of ['commits', 'revLists', 'trees', 'tags', 'sizes', 'repositories']) {
+    for (const table of ['commits', 'revLists', 'refs', 'trees', 'tags', 'sizes', 'repositories']) {
       const bytes = sample(m, 'bitbucket_sidecar_mirror_memory_bytes', { table })!;
       const max = sample(m, 'bitbucket_sidecar_mirror_memory_max_bytes', { table })!;
       expect({ table, within: bytes <= max }).toEqual({ table, within: true });

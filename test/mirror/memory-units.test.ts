@@ -7,6 +7,10 @@ import { ByteTable, MirrorMemory, TABLE_SHARES, commitBytes, stringBytes, treeBy
 import { RepositoryIndex } from '../../src/mirror/derived';
 import { parseTree, type CommitObject, type TreeEntry } from '../../src/mirror/objects';
 import { WalkSlots } from '../../src/mirror/walks';
+import { GitBudget } from '../../src/mirror/budget';
+import { MAX_IDLE_STATES, MirrorManager } from '../../src/mirror/manager';
+import { refsBytes } from '../../src/mirror/memory';
+import pino from 'pino';
 import { ROUTES } from '../../src/routes/catalog';
 import type { ApiCall } from '../../src/routes/call';
 
@@ -51,7 +55,7 @@ describe('MirrorMemory', () => {
     expect(Object.values(TABLE_SHARES).reduce((a, b) => a + b, 0)).toBeCloseTo(1);
     const m = new MirrorMemory(16 * 1024 ** 2);
     const stats = m.stats();
-    expect(Object.keys(stats).sort()).toEqual(['commits', 'repositories', 'revLists', 'sizes', 'tags', 'trees']);
+    expect(Object.keys(stats).sort()).toEqual(['commits', 'refs', 'repositories', 'revLists', 'sizes', 'tags', 'trees']);
     expect(Object.values(stats).reduce((a, s) => a + s.maxBytes, 0)).toBeLessThanOrEqual(16 * 1024 ** 2);
   });
 
@@ -67,7 +71,7 @@ describe('MirrorMemory', () => {
 
   it('a flood of distinct trees keeps the tree table within its share', () => {
     const m = new MirrorMemory(1024 ** 2);
-    const entries = (i: number): TreeEntry[] => Array.from({ length: 500 }, (_, k) => ({ mode: '100644', name: `f${k}`, sha: sha(i * 1000 + k), kind: 'blob' }));
+    const entries = (i: number): TreeEntry[] => Array.from({ length: 300 }, (_, k) => ({ mode: '100644', name: `f${k}`, sha: sha(i * 1000 + k), kind: 'blob' }));
     for (let i = 0; i < 200; i++) m.trees.set(sha(i), entries(i));
     const s = m.stats().trees;
     expect(s.bytes).toBeLessThanOrEqual(s.maxBytes);
@@ -132,5 +136,29 @@ describe('WalkSlots', () => {
     await expect(slots.run(() => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
     expect(slots.running).toBe(0);
     expect(await slots.run(async () => 1)).toEqual({ value: 1 });
+  });
+});
+
+describe('repository states', () => {
+  it('states of repositories never mirrored are forgotten beyond the bound, whatever names a client sends', () => {
+    const budget = new GitBudget({ requestsPerHour: 10, backgroundShare: 0.5 }, Date.now);
+    const m = new MirrorManager(
+      { enabled: false, dir: '/nonexistent', maxBytes: 1024 ** 3, freshSeconds: 30, refreshSeconds: 0, waitSeconds: 1, syncTimeoutSeconds: 60, concurrency: 1, gitRequestsPerHour: 10, backgroundShare: 0.5, workspaces: {} },
+      { webUrl: 'http://127.0.0.1:1', gitAuthorization: 'Basic x', inScope: () => 'yes', budget, logger: pino({ level: 'silent' }) },
+    );
+    const first = m.state('acme', 'r0');
+    for (let i = 1; i < 3 * MAX_IDLE_STATES; i++) m.state('acme', `r${i}`);
+    expect(m.stateCount).toBeLessThanOrEqual(MAX_IDLE_STATES);
+    expect(m.peek('acme', 'r0')).toBeUndefined();
+    expect(m.peek('acme', `r${3 * MAX_IDLE_STATES - 1}`)).toBeDefined();
+    // A state made again is a new generation: nothing kept for the old one can answer for it.
+    expect(m.state('acme', 'r0').generation).not.toBe(first.generation);
+  });
+
+  it('refs are sized by their names and ids', () => {
+    const few = refsBytes({ branches: new Map([['main', sha(1)]]), tags: new Map() });
+    const many = refsBytes({ branches: new Map(Array.from({ length: 1000 }, (_, i) => [`feature/${i}`, sha(i)])), tags: new Map() });
+    expect(many).toBeGreaterThan(1000 * 60);
+    expect(many / few).toBeGreaterThan(500);
   });
 });
