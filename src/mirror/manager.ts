@@ -67,6 +67,8 @@ const SLUG = /^[a-z0-9._-]{1,128}$/;
  * oldest first, beyond this count (their retry backoff with them; the git budget still applies).
  */
 export const MAX_IDLE_STATES = 10_000;
+/** Mirrors this large get a commit-graph after each fetch; smaller histories are cheap to walk without. */
+const COMMIT_GRAPH_MIN_BYTES = 1024 ** 2;
 
 export interface MirrorState {
   ws: string;
@@ -445,7 +447,7 @@ export class MirrorManager {
       }
       st.exists = true;
       st.generation = this.nextGeneration();
-      await this.writeCommitGraph(st, common.signal);
+      if ((await dirBytes(st.dir)) >= COMMIT_GRAPH_MIN_BYTES) await this.writeCommitGraph(st, common.signal);
       await this.followMainBranch(st);
       st.syncedAt = started;
       st.syncedSeq = startSeq;
