@@ -1,9 +1,9 @@
 /**
  * The mirrors' memory: every table the mirror code keeps in the process (parsed commits, tags and
  * trees, blob sizes, commit-list pages from `git rev-list`, each mirror's branches and tags, the
- * repository objects of workspace listings) is an LRU bounded in bytes, each table a fixed share of `mirror.memoryBytes`. Sizes are
- * estimates of what V8 holds for an entry (strings, objects, array slots), not exact heap figures;
- * they err on the large side. An entry larger than a quarter of its table is not kept at all, so
+ * repository objects of workspace listings) is an LRU bounded in bytes, each table a fixed share
+ * of `mirror.memoryBytes`. Sizes are estimates of what V8 holds for an entry (strings, objects,
+ * array slots), not exact heap figures; they err on the large side. An entry larger than a quarter of its table is not kept at all, so
  * one huge tree or page never flushes a table. `mirror.memoryBytes` sits beside `cache.maxBytes`:
  * the heap needs room for both.
  */
