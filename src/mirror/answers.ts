@@ -16,7 +16,11 @@ import { attributesFor, COMMITS_PAGE, envelope, mimetypeFor, pageHref, REFS_PAGE
 
 export const MIRROR_ROUTES: ReadonlySet<string> = new Set(['branches', 'branch', 'tags', 'tag', 'commit', 'commits', 'src']);
 
-/** Raw file answers larger than this are left to upstream (they would also crowd the cache). */
+/**
+ * Raw file answers larger than this are left to upstream (they would also crowd the cache); the
+ * manager lowers it to `mirror.memoryBytes / mirror.maxConcurrentWalks`, so the file contents read
+ * at once stay within one `memoryBytes`.
+ */
 export const MAX_CONTENT_BYTES = 32 * 1024 ** 2;
 
 const HEX = /^[0-9a-f]{7,40}$/i;
@@ -84,6 +88,8 @@ export interface AnswerContext {
   apiUrl: string;
   /** `mirror.maxWalkCommits`: commit-list pages ending deeper than this go upstream. */
   maxWalkCommits: number;
+  /** Raw files larger than this go upstream. */
+  maxContentBytes: number;
 }
 
 /** Computes the answer of a planned call from the mirror. */
@@ -248,7 +254,7 @@ async function src(call: ApiCall, ctx: AnswerContext, page: Pager): Promise<Outc
   if (entry.kind === 'commit') return notFound(`No such file or directory: ${path}`);
   const size = await reader.blobSize(entry.sha);
   if (size === undefined) return { kind: 'defer', reason: 'object missing' };
-  if (size > MAX_CONTENT_BYTES) return { kind: 'defer', reason: 'large file' };
+  if (size > ctx.maxContentBytes) return { kind: 'defer', reason: 'large file' };
   const content = await reader.blob(entry.sha);
   if (!content) return { kind: 'defer', reason: 'object missing' };
   return { kind: 'answer', answer: { status: 200, headers: { 'content-type': 'text/plain' }, body: content } };

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { GitBudget } from './budget';
 import { gitError, runGit, upstreamGitConfig } from './git-run';
+import { MAX_CONTENT_BYTES } from './answers';
 import { MirrorMemory } from './memory';
 import { ReaderPool } from './objects';
 import { MirrorReader } from './reader';
@@ -166,6 +167,8 @@ export class MirrorManager {
   /** Answers computed from mirrors at once (`mirror.maxConcurrentWalks`). */
   readonly walks: WalkSlots;
   readonly maxWalkCommits: number;
+  /** Raw files larger than this are read from upstream (every walk slot may hold one). */
+  readonly maxContentBytes: number;
   private readonly abort = new AbortController();
   private readonly now: () => number;
   private readonly log: Logger;
@@ -185,6 +188,7 @@ export class MirrorManager {
     const walks = Math.max(1, settings.maxConcurrentWalks ?? MIRROR_MEMORY_DEFAULTS.maxConcurrentWalks);
     this.walks = new WalkSlots(walks, walks * QUEUED_PER_WALK);
     this.maxWalkCommits = settings.maxWalkCommits ?? MIRROR_MEMORY_DEFAULTS.maxWalkCommits;
+    this.maxContentBytes = Math.min(MAX_CONTENT_BYTES, Math.floor(this.memory.maxBytes / walks));
     this.ready = settings.enabled ? this.scanDisk() : Promise.resolve();
   }
 

@@ -56,7 +56,7 @@ export function mirrorSource(deps: { manager: MirrorManager; index: RepositoryIn
     const attempt = async (): Promise<Outcome> => {
       const ran = await manager.walks.run(() =>
         manager.using(st, () =>
-          answer(call, { reader: manager.reader(st), render: new MirrorRenderer(bases, ws, repo, MirrorRenderer.mini(bases, ws, repo, index.peek(ws, repo))), apiUrl: bases.apiUrl, maxWalkCommits: manager.maxWalkCommits }),
+          answer(call, { reader: manager.reader(st), render: new MirrorRenderer(bases, ws, repo, MirrorRenderer.mini(bases, ws, repo, index.peek(ws, repo))), apiUrl: bases.apiUrl, maxWalkCommits: manager.maxWalkCommits, maxContentBytes: manager.maxContentBytes }),
         ),
       );
       return ran ? ran.value : { kind: 'defer', reason: 'walks-busy' };
