@@ -265,6 +265,10 @@ const MIRROR_DEFAULTS = {
   concurrency: 4,
   gitRequestsPerHour: 60_000,
   backgroundShare: 0.5,
+  // Memory beside cache.maxBytes: parsed objects, rev-list pages, repository objects (src/mirror/memory.ts).
+  memoryBytes: 16 * 1024 ** 2,
+  maxConcurrentWalks: 4,
+  maxWalkCommits: 10_000,
   workspaces: {},
 };
 const mirrorSchema = z
@@ -279,6 +283,9 @@ const mirrorSchema = z
     concurrency: z.number().int().min(1).max(64).default(MIRROR_DEFAULTS.concurrency),
     gitRequestsPerHour: z.number().int().min(1).default(MIRROR_DEFAULTS.gitRequestsPerHour),
     backgroundShare: share.default(MIRROR_DEFAULTS.backgroundShare),
+    memoryBytes: byteSize.pipe(z.number().min(1024 ** 2)).default(MIRROR_DEFAULTS.memoryBytes),
+    maxConcurrentWalks: z.number().int().min(1).max(64).default(MIRROR_DEFAULTS.maxConcurrentWalks),
+    maxWalkCommits: z.number().int().min(100).max(1_000_000).default(MIRROR_DEFAULTS.maxWalkCommits),
     workspaces: z
       .record(z.string().regex(/^[A-Za-z0-9._-]+$/, 'must be a workspace slug'), z.object({ enabled: z.boolean() }).strict())
       .transform((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k.toLowerCase(), v])))

@@ -51,8 +51,16 @@ export function mirrorSource(deps: { manager: MirrorManager; index: RepositoryIn
 
     const waitMs = manager.settings.waitSeconds * 1000;
     const st = manager.state(ws, repo);
-    const attempt = (): Promise<Outcome> =>
-      manager.using(st, () => answer(call, { reader: manager.reader(st), render: new MirrorRenderer(bases, ws, repo, MirrorRenderer.mini(bases, ws, repo, index.peek(ws, repo))), apiUrl: bases.apiUrl }));
+    // Every answer computed from a mirror holds a walk slot (bounded memory in flight); with every
+    // slot and queue place taken the call goes upstream like any other miss.
+    const attempt = async (): Promise<Outcome> => {
+      const ran = await manager.walks.run(() =>
+        manager.using(st, () =>
+          answer(call, { reader: manager.reader(st), render: new MirrorRenderer(bases, ws, repo, MirrorRenderer.mini(bases, ws, repo, index.peek(ws, repo))), apiUrl: bases.apiUrl, maxWalkCommits: manager.maxWalkCommits, maxContentBytes: manager.maxContentBytes }),
+        ),
+      );
+      return ran ? ran.value : { kind: 'defer', reason: 'walks-busy' };
+    };
     try {
       let fresh = manager.isFresh(st);
       if (p.fresh && !fresh) {
