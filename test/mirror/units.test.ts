@@ -40,6 +40,8 @@ describe('mirror units', () => {
     const pairs = Object.fromEntries(Array.from({ length: Number(env.GIT_CONFIG_COUNT) }, (_, i) => [env[`GIT_CONFIG_KEY_${i}`], env[`GIT_CONFIG_VALUE_${i}`]]));
     expect(pairs).toEqual({
       'http.https://bitbucket.org/.extraHeader': 'Authorization: Basic c2VjcmV0',
+      // No proxy chosen: an empty per-URL proxy, so an inherited https_proxy cannot redirect git.
+      'http.https://bitbucket.org/.proxy': '',
       'http.followRedirects': 'false',
       'credential.helper': '',
       'protocol.version': '0',
