@@ -83,6 +83,8 @@ export class ResponseCache {
   readonly store: CacheStore;
   readonly stats: CacheStats = { hits: 0, misses: 0, staleServed: 0, staleIfError: 0, revalidations: 0, collapsed: 0, stored: 0, derived: 0, writes: 0, invalidated: 0, shared: 0 };
   private readonly inflight = new Map<string, Promise<Outcome>>();
+  /** Misses the budget has let through, by cache key: any client's identical miss may share these. */
+  private readonly granted = new Map<string, Promise<Outcome>>();
   /** Invalidation sequence, per tag: an answer fetched before its tag was invalidated is stored invalidated. */
   private seq = 0;
   private readonly tagSeq = new Map<string, number>();
@@ -117,7 +119,7 @@ export class ResponseCache {
   /** The cache stage in front of `inner` (budget → upstream). */
   wrap(inner: Source): Source {
     // A miss is charged to the client it was made for; the calls it shares (collapsed) are not.
-    return (call, ctx) => this.answer(call, ctx ? (c) => inner(c, ctx) : inner, ctx?.client);
+    return (call, ctx) => this.answer(call, (c, more) => inner(c, more ? { ...ctx, ...more } : ctx), ctx?.client);
   }
 
   // --- invalidation API (webhook relay, our own writes) ----------------------------------------
@@ -328,20 +330,29 @@ export class ResponseCache {
   }
 
   /**
-   * One upstream call per key and client at a time; later identical requests of the same client
-   * share its outcome. Not across clients: a call waits for its own client's budget share, and
-   * another client must not wait in that queue (or take its refusal) for an answer it could fetch now.
+   * One upstream call per key at a time; later identical requests share its outcome — another
+   * client's only once the budget has let the call through: a call still waits for its own client's
+   * share, and another client must not wait in that queue (or take its refusal) for an answer it
+   * could fetch now.
    */
   private async fetch(key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean, client?: string): Promise<{ outcome: Outcome; collapsed: boolean }> {
     const flight = client === undefined ? key : `${key}\u0000${client}`;
-    const running = this.inflight.get(flight);
+    const running = this.inflight.get(flight) ?? this.granted.get(key);
     if (running) return { outcome: await running, collapsed: true };
-    const p = this.deps.shared ? this.fetchShared(this.deps.shared, key, call, cls, inner, background) : this.callInner(key, call, cls, inner, background);
+    let p: Promise<Outcome> | undefined;
+    let grantedEarly = false;
+    const share = () => {
+      if (p && !this.granted.has(key)) this.granted.set(key, p);
+    };
+    const granting: Source = (c, ctx) => inner(c, { ...ctx, onGranted: () => (p ? share() : (grantedEarly = true)) });
+    p = this.deps.shared ? this.fetchShared(this.deps.shared, key, call, cls, granting, background) : this.callInner(key, call, cls, granting, background);
+    if (grantedEarly) share();
     this.inflight.set(flight, p);
     try {
       return { outcome: await p, collapsed: false };
     } finally {
       this.inflight.delete(flight);
+      if (this.granted.get(key) === p) this.granted.delete(key);
       // No fetch is left that started before an invalidation: the sequence numbers are not needed.
       if (this.inflight.size === 0) this.tagSeq.clear();
     }

@@ -37,6 +37,8 @@ export interface ApiAnswer {
 /** Who a call is made for: the budget charges it to that client's share of the hour. */
 export interface CallContext {
   client?: string;
+  /** Called by the budget stage once the call is let through: from then on the cache lets other clients' identical misses share it. */
+  onGranted?: () => void;
 }
 
 /** Every stage that answers calls; `ctx` is handed on unchanged by every wrapper. */

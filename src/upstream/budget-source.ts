@@ -18,6 +18,7 @@ export function budgetSource(inner: Source, governor: BudgetGovernor): Source {
     if (!admission.ok) {
       return { ...errorAnswer(429, BUDGET_MESSAGE, { 'retry-after': String(admission.retryAfterSeconds) }), budgetRefused: admission.reason };
     }
+    ctx?.onGranted?.();
     let answer: ApiAnswer;
     try {
       answer = await inner(call, ctx);
