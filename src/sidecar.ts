@@ -27,6 +27,7 @@ import { UpstreamClient } from './upstream/client';
 import { upstreamCredentials } from './upstream/credentials';
 import { proxyChooser } from './upstream/proxy';
 import { upstreamSource } from './upstream/source';
+import { CredentialHealth, credentialName, credentialSource } from './upstream/credential-health';
 import { ResponseCache } from './cache/cache';
 import { BodyMemo } from './core/body-memo';
 import { stackSources } from './core/stack';
@@ -115,7 +116,8 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     proxy: apiProxy,
   });
   const metrics = createMetrics();
-  const readiness = createReadiness({ upstreamUrl: config.upstream.apiUrl, tlsExpected: config.server.https !== undefined });
+  const credentialHealth = new CredentialHealth(logger);
+  const readiness = createReadiness({ upstreamUrl: config.upstream.apiUrl, tlsExpected: config.server.https !== undefined, credential: () => credentialHealth.check() });
   const clock = options.clock ?? (options.now ? { ...systemClock, now: options.now } : systemClock);
   // Several sidecars (cache.shared.redis): a second cache tier, cross-sidecar coalescing and one budget window in Redis.
   const shared = config.cache.shared
@@ -158,17 +160,19 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
    * The REST source stack, one layer per stage; each answers what it can and hands the rest down:
    *
    *   request pipeline (scope gate, shaping)
-   *     └ learn     scope facts from complete answers          src/scope/learn.ts
-   *       └ observe   repositories the warm refresher keeps    src/webhooks
-   *         └ cache     memory, then the shared Redis tier     src/cache
-   *           └ mirror    answers from local git mirrors       src/mirror
-   *             └ budget    each client's share of the hour    src/upstream/budget-source.ts
-   *              (└ hook      SidecarOptions.wrapSource, tests only)
-   *               └ metrics   upstream calls by class/status   src/ops/metrics.ts
-   *                 └ upstream  Bitbucket                      src/upstream/source.ts
+   *   └ learn        scope facts from complete answers         src/scope/learn.ts
+   *     └ observe    repositories the warm refresher keeps     src/webhooks
+   *       └ cache    memory, then the shared Redis tier        src/cache
+   *         └ mirror answers from local git mirrors            src/mirror
+   *           └ budget      each client's share of the hour    src/upstream/budget-source.ts
+   *             └ hook      SidecarOptions.wrapSource (tests)
+   *               └ credential  a 401 to our credential: 502   src/upstream/credential-health.ts
+   *                 └ metrics   upstream calls by status       src/ops/metrics.ts
+   *                   └ upstream  Bitbucket                    src/upstream/source.ts
    */
   const sources = stackSources(upstreamSource(upstream), [
     ['metrics', (inner) => countUpstreamCalls(inner, metrics, budgetClassOf)],
+    ['credential', (inner) => credentialSource(inner, credentialHealth, credentialName(config.upstream.auth))],
     ['hook', (inner) => (options.wrapSource ? options.wrapSource(inner) : inner)], // tests only
     ['budget', (inner) => budgetSource(inner, budget)],
     ['mirror', (inner) => mirrors.source(inner)],
@@ -185,6 +189,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     connectTimeoutMs: config.upstream.timeouts.connectMs,
     idleTimeoutMs: GIT_IDLE_TIMEOUT_MS,
     proxy: webProxy,
+    onUpstreamStatus: (status) => credentialHealth.note(status, 'upstream.gitAuth', `upstream.gitAuth (${creds.git.username})`),
     logger,
   });
   // Git through a fork grant is served from a repository holding only the PR's source branch (src/git/fork-repo.ts).

@@ -26,6 +26,8 @@ export interface GitProxySettings {
   idleTimeoutMs: number;
   /** The outbound proxy for the web origin (see upstream/proxy.ts). */
   proxy?: OutboundProxy;
+  /** Sees every status Bitbucket answers (credential health). */
+  onUpstreamStatus?: (status: number) => void;
   logger: Logger;
 }
 
@@ -114,6 +116,7 @@ export function createGitProxy(settings: GitProxySettings): GitProxy {
   function onProxyRes(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse): void {
     const f = inflight.get(req);
     const status = proxyRes.statusCode ?? 502;
+    settings.onUpstreamStatus?.(status);
     if (f) f.ctx.audit.upstreamStatus = status;
     if (!f || f.clientGone || res.destroyed) return void proxyRes.destroy();
 
