@@ -91,7 +91,7 @@ export interface Sidecar {
   close(): Promise<void>;
 }
 
-/** Wires the stages of ARCHITECTURE §3 together from a validated configuration. */
+/** Wires the stages (docs/architecture.md) together from a validated configuration. */
 export function createSidecar(config: Config, options: SidecarOptions = {}): Sidecar {
   const logger = options.logger ?? createLogger();
   const now = options.now ?? Date.now;

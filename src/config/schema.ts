@@ -59,7 +59,7 @@ const scopeRule = z
   })
   .strict();
 
-// Webhook relay, state directory and warm refresher (README "Webhook relay"; src/webhooks/).
+// Webhook relay, state directory and warm refresher (docs/webhooks.md; src/webhooks/).
 /** Jenkins' hook URL: the plugin refuses a Cloud delivery that carries a `server_url` query parameter. */
 const hookUrl = httpUrl.refine((u) => !new URL(u).searchParams.has('server_url'), 'must not carry a server_url query parameter (Jenkins would not treat the delivery as Bitbucket Cloud)');
 const WEBHOOK_QUEUE_DEFAULTS = { maxEntries: 10_000, retryMinSeconds: 1, retryMaxSeconds: 300, timeoutSeconds: 10, maxAgeSeconds: 7 * 86_400, dedupSeconds: 86_400, dedupMaxEntries: 100_000 };
@@ -153,7 +153,7 @@ const client = z
   .refine((c) => c.token || c.tokens || c.oauth, { message: 'needs token, tokens or oauth' })
   .refine((c) => c.scope.length > 0 || c.permissions.every((p) => p === 'ops:read'), { message: 'an empty scope is only for a client whose permissions are [ops:read]', path: ['scope'] });
 
-// Cache and budget (README "Configuration reference: cache and budget"). Defaults live in
+// Cache and budget (docs/configuration.md, cache and budget). Defaults live in
 // src/cache/cache.ts and src/upstream/budget.ts.
 const seconds = z.number().int().min(0).max(30 * 86_400);
 const share = z.number().min(0).max(1);
@@ -165,7 +165,7 @@ const freshnessSchema = z
     notFoundSeconds: seconds.default(60),
   })
   .strict();
-// Several sidecars sharing cache, coalescing and budget (README "Several sidecars (Redis)";
+// Several sidecars sharing cache, coalescing and budget (docs/several-sidecars.md;
 // src/cache/shared/).
 const SHARED = SHARED_DEFAULTS;
 const redisSchema = z
@@ -252,9 +252,9 @@ const budgetSchema = z
   .strict()
   .default(BUDGET_DEFAULTS);
 
-// Git mirror (README "Git mirror"; src/mirror/). Off unless enabled: it needs disk (a persistent
+// Git mirror (docs/mirror.md; src/mirror/). Off unless enabled: it needs disk (a persistent
 // volume sized by maxBytes), `git` in the image, and its answers differ from Bitbucket's in fields
-// the plugin does not read (README lists them).
+// the plugin does not read (docs/mirror.md lists them).
 const MIRROR_DEFAULTS = {
   enabled: false,
   maxBytes: 10 * 1024 ** 3,

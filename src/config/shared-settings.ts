@@ -1,6 +1,6 @@
 /**
- * The `cache.shared` configuration section, resolved (src/config/schema.ts validates it; README
- * "Several sidecars (Redis)" documents every key).
+ * The `cache.shared` configuration section, resolved (src/config/schema.ts validates it;
+ * docs/several-sidecars.md documents every key).
  */
 export interface SharedSettings {
   redis: RedisSettings;

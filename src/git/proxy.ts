@@ -49,7 +49,7 @@ export interface GitProxy {
 }
 
 /**
- * The git smart-HTTP leg (ARCHITECTURE §3, "The git path"): runs after authentication and the
+ * The git smart-HTTP leg (docs/architecture.md): runs after authentication and the
  * scope gate and streams the request to Bitbucket's web host with http-proxy-middleware.
  *
  * - The upstream URL is rebuilt from the canonical call (`gitTarget`); the client's path is never used.

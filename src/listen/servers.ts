@@ -103,7 +103,7 @@ const OVER_CAPACITY_BODY = JSON.stringify({ type: 'error', error: { message: 'Th
 /**
  * Serves the requests of at most `max` connections at a time; a request on any other connection is
  * answered 503 with Retry-After and its connection closed. The plugin retries a 503 after Retry-After
- * (reference §4.2); a connection closed unanswered is an IOException it may not retry — over TLS an
+ * (the plugin's client retries only 429 and 503); a connection closed unanswered is an IOException it may not retry — over TLS an
  * SSLException, never retried, and on a Jenkinsfile probe that reads as "no Jenkinsfile".
  */
 function limitConnections(handler: http.RequestListener, max: number, perSource: number, onOverCapacity?: () => void, onRefused?: (r: Refusal) => void): http.RequestListener {

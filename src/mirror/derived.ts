@@ -1,5 +1,5 @@
 /**
- * Derived single-repository answers (ARCHITECTURE §4 "Git mirror"): `GET /2.0/repositories/{ws}/{repo}`
+ * Derived single-repository answers (docs/mirror.md): `GET /2.0/repositories/{ws}/{repo}`
  * and `…/{repo}/?fields=mainbranch.name` from the workspace listing the scan fetched moments before.
  * A listing page's `values` are the very repository objects Bitbucket returns for one repository,
  * so an organisation scan needs no per-repository call for them.

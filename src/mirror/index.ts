@@ -1,5 +1,5 @@
 /**
- * Git mirrors (ARCHITECTURE §4 "Git mirror"; README "Git mirror"): local bare mirrors of in-scope
+ * Git mirrors (docs/mirror.md): local bare mirrors of in-scope
  * repositories that answer refs, commits and `src` without REST calls, derived repository objects
  * from the workspace listing, and clones served from the mirror.
  *

@@ -1,5 +1,5 @@
 /**
- * The mirror as a source (ARCHITECTURE §3 stage 6), between the cache and the budget: the cache
+ * The mirror as a source (docs/architecture.md), between the cache and the budget: the cache
  * asks it on a miss; it answers from the repository's mirror (or, for the repository object, from
  * the workspace listing) when it can, and otherwise passes the call on to the budget and upstream
  * unchanged. The scope gate has run before the cache, so nothing here decides who may read what;

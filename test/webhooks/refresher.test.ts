@@ -10,7 +10,7 @@ const LIST_SECONDS = 60;
 const cacheConfig = { freshness: { listSeconds: LIST_SECONDS, metadataSeconds: LIST_SECONDS }, staleWhileRevalidateSeconds: 0 };
 const REPOS = ['service-api', 'service-web'];
 
-/** What an organization re-index asks for (reference §1.4), minus commit-addressed answers. */
+/** What an organization re-index asks for (bench/scan.ts), minus commit-addressed answers. */
 function reindexPaths(): string[] {
   const paths = ['/2.0/workspaces/acme', '/2.0/repositories/acme?pagelen=100'];
   for (const r of REPOS) {

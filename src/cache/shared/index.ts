@@ -11,7 +11,7 @@ export { RedisLink } from './connection';
 export { SHARED_DEFAULTS, type SharedSettings, type RedisSettings } from '../../config/shared-settings';
 
 /**
- * Several sidecars, one cache and one budget (`cache.shared.redis`, README "Several sidecars
+ * Several sidecars, one cache and one budget (`cache.shared.redis`, docs/several-sidecars.md "Several sidecars
  * (Redis)"): the Redis connections, the second cache tier and the shared budget window, and what
  * `/_sidecar/ready` and `/_sidecar/metrics` say about them.
  *

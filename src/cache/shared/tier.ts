@@ -6,7 +6,7 @@ import { decodeEntry, encodeEntry, type Compression, type Decoded } from './code
 import type { RedisLink } from './connection';
 
 /**
- * The second cache tier in Redis (ARCHITECTURE §3 stage 5, `cache.shared.redis`): stored answers,
+ * The second cache tier in Redis (`cache.shared.redis`, docs/several-sidecars.md): stored answers,
  * invalidation, and single flight across sidecars.
  *
  * Keys (after `keyPrefix`):
