@@ -32,6 +32,12 @@ export interface ApiAnswer {
    * governor's reason: the cache then serves a stored copy if it has one. Never sent to clients.
    */
   budgetRefused?: 'budget' | 'backoff' | 'busy' | 'background';
+  /**
+   * Set by the upstream stage when Bitbucket gave no usable answer (DNS, connection, TLS, proxy,
+   * timeout, a cut or corrupt body): what went wrong, e.g. `ENOTFOUND`. Audited and counted as an
+   * error, never as an upstream status. Never sent to clients.
+   */
+  upstreamError?: string;
 }
 
 /** Who a call is made for: the budget charges it to that client's share of the hour. */

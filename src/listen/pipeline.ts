@@ -203,7 +203,8 @@ export function createPipeline(deps: PipelineDeps) {
         }, deps.upstream.api, { client: client!.id });
     record.cache = answer.cacheStatus;
     // A budget refusal made no call: it has no upstream status (the cache detail says budget-refused).
-    if (answer.budgetRefused === undefined) record.upstreamStatus = answer.status;
+    if (answer.upstreamError !== undefined) record.upstreamError = answer.upstreamError;
+    else if (answer.budgetRefused === undefined) record.upstreamStatus = answer.status;
     answer = shapeAnswer(answer, verdict.call, client!, deps.facts, bases, deps.memo);
     writeAnswer(res, answer, head);
   }

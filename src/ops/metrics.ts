@@ -245,7 +245,8 @@ export function countUpstreamCalls(inner: Source, metrics: Pick<SidecarMetrics, 
     const cls = classOf(call);
     try {
       const answer = await inner(call, ctx);
-      metrics.upstreamCalls.inc({ class: cls, status: String(answer.status) });
+      // No answer from Bitbucket (network, timeout): an error, not the 502/504 the sidecar made of it.
+      metrics.upstreamCalls.inc({ class: cls, status: answer.upstreamError === undefined ? String(answer.status) : 'error' });
       return answer;
     } catch (e) {
       metrics.upstreamCalls.inc({ class: cls, status: 'error' });

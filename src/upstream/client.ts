@@ -26,9 +26,20 @@ export class UpstreamError extends Error {
   constructor(
     readonly status: 502 | 504,
     message: string,
+    /** What went wrong instead of an answer, for the audit line (`ENOTFOUND`, `timeout`, …). */
+    readonly code = 'error',
   ) {
     super(message);
   }
+}
+
+/** The system or undici code of a network failure (`ENOTFOUND`, `ECONNREFUSED`, …), when it has one. */
+function networkCode(e: unknown): string {
+  for (let x: unknown = e, depth = 0; x && depth < 4; x = (x as { cause?: unknown }).cause, depth++) {
+    const code = (x as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,39}$/.test(code)) return code;
+  }
+  return 'network';
 }
 
 /**
@@ -68,7 +79,7 @@ export class UpstreamClient {
    * arrive and settled from the parser's callbacks (a fraction of a miss's added latency).
    */
   send(call: ApiCall, signal?: AbortSignal): Promise<ApiAnswer> {
-    if (signal?.aborted) return Promise.reject(new UpstreamError(504, 'The request was cancelled'));
+    if (signal?.aborted) return Promise.reject(new UpstreamError(504, 'The request was cancelled', 'cancelled'));
     const limit = this.settings.maxBodyBytes ?? 64 * 1024 * 1024;
     const headers = call.body === undefined ? this.headers : { ...this.headers, 'content-type': call.contentType ?? 'application/json; charset=UTF-8' };
     return new Promise<ApiAnswer>((resolve, reject) => {
@@ -79,7 +90,7 @@ export class UpstreamClient {
       let chunks: Buffer[] = [];
       let size = 0;
       let settled = false;
-      const onAbort = () => stop(new UpstreamError(504, 'The request was cancelled'));
+      const onAbort = () => stop(new UpstreamError(504, 'The request was cancelled', 'cancelled'));
       const settle = (): boolean => {
         if (settled) return false;
         settled = true;
@@ -113,7 +124,7 @@ export class UpstreamClient {
           onResponseData: (_c, chunk) => {
             if (settled) return;
             size += chunk.length;
-            if (size > limit) return stop(new UpstreamError(502, 'Bitbucket answered with a body larger than the sidecar accepts'));
+            if (size > limit) return stop(new UpstreamError(502, 'Bitbucket answered with a body larger than the sidecar accepts', 'too-large'));
             chunks.push(chunk);
           },
           onResponseEnd: () => {
@@ -151,6 +162,7 @@ export class UpstreamClient {
         call.method === 'GET' || call.method === 'HEAD'
           ? 'Bitbucket sent an incomplete or corrupt response'
           : 'Bitbucket sent an incomplete answer to this write; it may have been applied — check before repeating it',
+        'corrupt',
       );
     }
     return { status, headers: kept, body };
@@ -164,12 +176,12 @@ export class UpstreamClient {
 function toUpstreamError(e: unknown): UpstreamError {
   if (e instanceof UpstreamError) return e;
   if (e instanceof errors.HeadersTimeoutError || e instanceof errors.BodyTimeoutError || e instanceof errors.ConnectTimeoutError) {
-    return new UpstreamError(504, 'Bitbucket did not answer in time');
+    return new UpstreamError(504, 'Bitbucket did not answer in time', 'timeout');
   }
   // Our own cancellations arrive as UpstreamError (above); a refused proxy tunnel is undici's only other abort.
   const refused = e instanceof Error ? /^Proxy response \((\d{3})\)/.exec(e.message) : null;
-  if (refused) return new UpstreamError(502, `The outbound proxy refused the connection to Bitbucket (${refused[1]}); check upstream.proxy or HTTPS_PROXY`);
-  if (e instanceof Error && e.name === 'AbortError') return new UpstreamError(504, 'The request was cancelled');
-  if (e instanceof Error && /gunzip|incorrect header|unexpected end/i.test(e.message)) return new UpstreamError(502, 'Bitbucket sent a corrupt response');
-  return new UpstreamError(502, 'Bitbucket is unreachable or closed the connection');
+  if (refused) return new UpstreamError(502, `The outbound proxy refused the connection to Bitbucket (${refused[1]}); check upstream.proxy or HTTPS_PROXY`, `proxy-${refused[1]}`);
+  if (e instanceof Error && e.name === 'AbortError') return new UpstreamError(504, 'The request was cancelled', 'cancelled');
+  if (e instanceof Error && /gunzip|incorrect header|unexpected end/i.test(e.message)) return new UpstreamError(502, 'Bitbucket sent a corrupt response', 'corrupt');
+  return new UpstreamError(502, 'Bitbucket is unreachable or closed the connection', networkCode(e));
 }
