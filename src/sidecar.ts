@@ -7,6 +7,7 @@ import { OAuthIssuer } from './auth/oauth';
 import { avatarHandler } from './upstream/avatar';
 import type { Config } from './config/schema';
 import { createGitProxy, GIT_IDLE_TIMEOUT_MS } from './git';
+import { gitClientShare } from './git/client-share';
 import { invalidateAfterPush } from './git/push-invalidation';
 import { forkGitHandler } from './git/fork-git';
 import { ForkRepos } from './git/fork-repo';
@@ -250,7 +251,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     names,
     upstream: { api: config.upstream.apiUrl, web: config.upstream.webUrl },
     limits: { maxUrlLength: config.server.maxUrlLength, maxBodyBytes: config.server.maxBodyBytes },
-    handlers: { git: invalidateAfterPush(countGitBytes(forkGitHandler({ repos: forkRepos, logger }, mirrors.gitHandler(git.handler)), metrics), (ws, repo) => cache.invalidateRepository(ws, repo)), oauth: oauth.handler, avatar: avatarHandler({ webUrl: config.upstream.webUrl, proxy: webProxy, ttlSeconds: config.cache.freshness.metadataSeconds }, () => clients), ...options.handlers },
+    handlers: { git: invalidateAfterPush(countGitBytes(forkGitHandler({ repos: forkRepos, logger }, mirrors.gitHandler(gitClientShare(git.handler, { requestsPerHour: config.mirror.gitRequestsPerHour, now }))), metrics), (ws, repo) => cache.invalidateRepository(ws, repo)), oauth: oauth.handler, avatar: avatarHandler({ webUrl: config.upstream.webUrl, proxy: webProxy, ttlSeconds: config.cache.freshness.metadataSeconds }, () => clients), ...options.handlers },
     ops: (req: IncomingMessage, res: ServerResponse) => ops(req, res),
     logger,
     onFinished: (record, seconds) => metrics.observeRequest(record, seconds),
