@@ -116,13 +116,15 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   });
   const metrics = createMetrics();
   const readiness = createReadiness({ upstreamUrl: config.upstream.apiUrl, tlsExpected: config.server.https !== undefined });
+  // A client's weight for its share of the budget and of the cache (clients[].budgetWeight).
+  const budgetWeight = (id: string): number => clients.byId(id)?.budgetWeight ?? 1;
   const clock = options.clock ?? (options.now ? { ...systemClock, now: options.now } : systemClock);
   // Several sidecars (cache.shared.redis): a second cache tier, cross-sidecar coalescing and one budget window in Redis.
   const shared = config.cache.shared
-    ? createShared(config.cache.shared, { credential: credentialId(creds.rest), now: () => clock.now(), logger, windowMs: budgetWindowMs(config.upstream.budget), maxEntryLifetimeMs: maxEntryLifetimeMs(config.cache) })
+    ? createShared(config.cache.shared, { credential: credentialId(creds.rest), now: () => clock.now(), logger, windowMs: budgetWindowMs(config.upstream.budget), maxEntryLifetimeMs: maxEntryLifetimeMs(config.cache), cacheMaxBytes: config.cache.maxBytes, weight: budgetWeight })
     : undefined;
   const budget = new BudgetGovernor(config.upstream.budget, clock, shared?.budgetWindow, {
-    weight: (id) => clients.byId(id)?.budgetWeight ?? 1,
+    weight: budgetWeight,
     clients: () => clients.budgetClients,
   });
   const cache = new ResponseCache(config.cache, {
@@ -132,6 +134,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     pressure: (call) => budget.wouldWait(budgetClassOf(call)),
     onBackgroundError: (e, call) => logger.warn({ route: call.route.id, err: (e as Error).message }, 'background refresh failed'),
     shared: shared?.tier,
+    weight: budgetWeight,
   });
   // Git mirrors: between the cache and the budget (REST), and in front of the git proxy (git).
   const mirrors = createMirrors(config.mirror, {

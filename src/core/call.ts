@@ -32,6 +32,11 @@ export interface ApiAnswer {
    * governor's reason: the cache then serves a stored copy if it has one. Never sent to clients.
    */
   budgetRefused?: 'budget' | 'backoff' | 'busy' | 'background';
+  /**
+   * Set by the budget stage on an answer Bitbucket gave (a call was made). Answers without it were
+   * made by the sidecar itself (a mirror, learned facts) and are never put in the shared cache tier.
+   */
+  upstream?: true;
 }
 
 /** Who a call is made for: the budget charges it to that client's share of the hour. */
