@@ -28,6 +28,7 @@ import { upstreamCredentials } from './upstream/credentials';
 import { proxyChooser } from './upstream/proxy';
 import { upstreamSource } from './upstream/source';
 import { ResponseCache } from './cache/cache';
+import { registerCacheShareMetrics } from './cache/metrics';
 import { BodyMemo } from './core/body-memo';
 import { stackSources } from './core/stack';
 import { credentialId } from './cache/key';
@@ -218,6 +219,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   metrics.trackCache(() => ({ bytes: cache.store.bytes, entries: cache.store.entries, maxBytes: cache.store.maxBytes }));
   shared?.registerMetrics(metrics.registry, METRIC_PREFIX);
   registerMirrorMetrics(metrics.registry, mirrors);
+  registerCacheShareMetrics(metrics.registry, cache, shared?.tier);
   metrics.trackWebhookQueue(() => webhooks.queueDepth());
   const opsEndpoints = {
     ready: async (opts?: { skip?: string[] }) => withRedisCheck(await readiness.check(opts), shared, opts),
