@@ -261,7 +261,7 @@ export class ResponseCache {
 
     const key = cacheKey(call, this.deps.credential);
     const now = this.now();
-    let entry = this.store.get(key);
+    let entry = this.store.get(key, client);
     // The shared tier, unless the memory copy is fresh and recent enough to trust.
     let fromShared = false;
     const shared = this.deps.shared;

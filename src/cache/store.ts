@@ -235,7 +235,12 @@ export class CacheStore {
     });
   }
 
-  get(key: string): Entry | undefined {
+  /**
+   * The live entry for `key`. Read for `client` (another than its owner), the entry becomes the
+   * sidecar's own (''): it serves several clients, and its first client's flood of its own share
+   * must not evict what the others use. Such entries go only when the whole cache is full.
+   */
+  get(key: string, client?: string): Entry | undefined {
     const e = this.lru.get(key);
     if (!e) return undefined;
     const now = this.now();
@@ -243,7 +248,11 @@ export class CacheStore {
       this.lru.delete(key);
       return undefined;
     }
-    this.owners.touch(e.owner, e);
+    if (client !== undefined && e.owner !== '' && e.owner !== client) {
+      this.owners.remove(e.owner, e);
+      e.owner = '';
+      this.owners.add('', e);
+    } else this.owners.touch(e.owner, e);
     // The clock went back (an NTP step, a restored VM): an answer stored "in the future" would
     // otherwise stay fresh for as long as the jump. It is stale now, still usable as a fallback.
     if (e.storedAt > now + CLOCK_STEP_TOLERANCE_MS) {

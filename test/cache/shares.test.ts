@@ -73,3 +73,15 @@ describe('CacheStore client shares', () => {
     expect(s.usage()).toEqual([]);
   });
 });
+
+describe('CacheStore entries several clients use', () => {
+  it('an entry another client reads is no longer its first client’s to evict by flooding', () => {
+    const s = new CacheStore(one * 40, now);
+    // A stores what B then uses (same workspace, A asked first), then floods its own share.
+    for (let i = 0; i < 10; i++) s.set(`p-${String(i).padStart(3, '0')}`, entry(), 'A');
+    for (let i = 0; i < 10; i++) expect(s.get(`p-${String(i).padStart(3, '0')}`, 'B')).toBeDefined();
+    for (let i = 0; i < 2000; i++) s.set(`a-${String(i).padStart(4, '0')}`, entry(), 'A');
+    for (let i = 0; i < 10; i++) expect(s.get(`p-${String(i).padStart(3, '0')}`, 'B')).toBeDefined();
+    expect(s.usage().find((u) => u.owner === '')?.entries).toBe(10);
+  });
+});
