@@ -280,7 +280,8 @@ export class CacheStore {
     key = flat(key);
     const before = this.lru.peek(key);
     stored.key = key;
-    stored.owner = owner ?? before?.owner ?? '';
+    // A key another client stored before serves both: it becomes the sidecar's own (see `get`).
+    stored.owner = owner === undefined ? (before?.owner ?? '') : before && before.owner !== owner ? '' : owner;
     if (!this.makeRoom(stored, before)) return undefined;
     this.lru.set(key, stored);
     if (this.lru.peek(key) !== stored) return undefined;
