@@ -323,7 +323,9 @@ export class CacheStore {
   private makeRoom(e: StoredEntry, before: StoredEntry | undefined): boolean {
     const size = entrySize(e.key, e);
     const total = this.lru.maxSize;
-    const cap = this.owners.capOf(e.owner, total);
+    // The sidecar's own entries (those several clients use) are bounded by the whole cache only:
+    // capped at a share they would thrash while the rest stood empty.
+    const cap = e.owner === '' ? total : this.owners.capOf(e.owner, total);
     if (size > cap) return false;
     const freed = (o: string) => (before && before.owner === o ? entrySize(before.key, before) : 0);
     while (this.owners.bytesOf(e.owner) - freed(e.owner) + size > cap) {

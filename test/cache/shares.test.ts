@@ -85,3 +85,19 @@ describe('CacheStore entries several clients use', () => {
     expect(s.usage().find((u) => u.owner === '')?.entries).toBe(10);
   });
 });
+
+describe('CacheStore shared entries', () => {
+  it('entries several clients use are bounded by the whole cache, not by a share', () => {
+    const s = new CacheStore(one * 40, now);
+    s.set('j1', entry(), 'J1');
+    s.set('j2', entry(), 'J2');
+    // Thirty entries each stored by one Jenkins and re-fetched by the other: the sidecar's own.
+    for (let i = 0; i < 30; i++) {
+      const k = `w-${String(i).padStart(3, '0')}`;
+      s.set(k, entry(), 'J1');
+      s.set(k, entry(), 'J2');
+    }
+    expect(s.usage().find((u) => u.owner === '')?.entries).toBe(30);
+    expect(s.evictions.own + s.evictions.other).toBe(0);
+  });
+});
