@@ -30,6 +30,7 @@ import { proxyChooser } from './upstream/proxy';
 import { upstreamSource } from './upstream/source';
 import { CredentialHealth, credentialName, credentialSource } from './upstream/credential-health';
 import { ResponseCache } from './cache/cache';
+import { registerCacheShareMetrics } from './cache/metrics';
 import { BodyMemo } from './core/body-memo';
 import { stackSources } from './core/stack';
 import { credentialId } from './cache/key';
@@ -119,13 +120,15 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   const metrics = createMetrics();
   const credentialHealth = new CredentialHealth(logger);
   const readiness = createReadiness({ upstreamUrl: config.upstream.apiUrl, tlsExpected: config.server.https !== undefined, credential: () => credentialHealth.check() });
+  // A client's weight for its share of the budget and of the cache (clients[].budgetWeight).
+  const budgetWeight = (id: string): number => clients.byId(id)?.budgetWeight ?? 1;
   const clock = options.clock ?? (options.now ? { ...systemClock, now: options.now } : systemClock);
   // Several sidecars (cache.shared.redis): a second cache tier, cross-sidecar coalescing and one budget window in Redis.
   const shared = config.cache.shared
-    ? createShared(config.cache.shared, { credential: credentialId(creds.rest), now: () => clock.now(), logger, windowMs: budgetWindowMs(config.upstream.budget), maxEntryLifetimeMs: maxEntryLifetimeMs(config.cache) })
+    ? createShared(config.cache.shared, { credential: credentialId(creds.rest), now: () => clock.now(), logger, windowMs: budgetWindowMs(config.upstream.budget), maxEntryLifetimeMs: maxEntryLifetimeMs(config.cache), cacheMaxBytes: config.cache.maxBytes, weight: budgetWeight })
     : undefined;
   const budget = new BudgetGovernor(config.upstream.budget, clock, shared?.budgetWindow, {
-    weight: (id) => clients.byId(id)?.budgetWeight ?? 1,
+    weight: budgetWeight,
     clients: () => clients.budgetClients,
   });
   const cache = new ResponseCache(config.cache, {
@@ -135,6 +138,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     pressure: (call) => budget.wouldWait(budgetClassOf(call)),
     onBackgroundError: (e, call) => logger.warn({ route: call.route.id, err: (e as Error).message }, 'background refresh failed'),
     shared: shared?.tier,
+    weight: budgetWeight,
   });
   // Git mirrors: between the cache and the budget (REST), and in front of the git proxy (git).
   const mirrors = createMirrors(config.mirror, {
@@ -221,6 +225,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   metrics.trackCache(() => ({ bytes: cache.store.bytes, entries: cache.store.entries, maxBytes: cache.store.maxBytes }));
   shared?.registerMetrics(metrics.registry, METRIC_PREFIX);
   registerMirrorMetrics(metrics.registry, mirrors);
+  registerCacheShareMetrics(metrics.registry, cache, shared?.tier);
   metrics.trackWebhookQueue(() => webhooks.queueDepth());
   const opsEndpoints = {
     ready: async (opts?: { skip?: string[] }) => withRedisCheck(await readiness.check(opts), shared, opts),

@@ -4,7 +4,7 @@ import type { ApiAnswer, ApiCall, Source } from '../core/call';
 import { freshnessOf, isStorable, isUpstreamTrouble, lifetimeMs, DEFAULT_FRESHNESS, type Freshness, type FreshnessConfig } from './freshness';
 import { cacheKey, tagsChangedBy, tagsOf } from './key';
 import { cacheStatus, type CacheStatusParts } from '../core/cache-status';
-import { CacheStore, type Entry } from './store';
+import { CacheStore, entrySize, type Entry } from './store';
 import type { SharedTier } from './tier';
 
 /** The `cache:` configuration section. */
@@ -13,6 +13,11 @@ export interface CacheSettings {
   freshness: FreshnessConfig;
   staleWhileRevalidateSeconds: number;
   staleIfErrorSeconds: number;
+  /**
+   * A 404 whose entry (key, headers and body) would take more is not stored: a flood of distinct
+   * missing paths, each key as long as its path, must not fill the cache (0: no 404 is stored).
+   */
+  negativeMaxBytes: number;
 }
 
 export const DEFAULT_CACHE: CacheSettings = {
@@ -20,6 +25,7 @@ export const DEFAULT_CACHE: CacheSettings = {
   freshness: DEFAULT_FRESHNESS,
   staleWhileRevalidateSeconds: 30,
   staleIfErrorSeconds: 86_400,
+  negativeMaxBytes: 2048,
 };
 
 export interface CacheDeps {
@@ -37,6 +43,8 @@ export interface CacheDeps {
   shared?: SharedTier;
   /** The sidecar's body memo: the stored copy takes over the upstream body's parse. */
   memo: BodyMemo;
+  /** A client's weight for its share of `cache.maxBytes` (clients[].budgetWeight; default 1). */
+  weight?: (client: string) => number;
 }
 
 export interface CacheStats {
@@ -66,6 +74,16 @@ interface Outcome {
   busy?: boolean;
 }
 
+/** Why an answer was not stored (the `cache_not_stored_total` metric). */
+export interface NotStored {
+  /** A 404 larger than `cache.negativeMaxBytes`. */
+  negativeTooLarge: number;
+  /** Larger than the client's share of `cache.maxBytes`. */
+  overShare: number;
+  /** Answered without an upstream call (a mirror, learned facts): kept in memory, never put in the shared tier. */
+  sharedLocal: number;
+}
+
 const REPOSITORY_FIELDS_MAINBRANCH = 'mainbranch.name';
 
 /**
@@ -89,13 +107,14 @@ export class ResponseCache {
   private seq = 0;
   private readonly tagSeq = new Map<string, number>();
   private readonly now: () => number;
+  readonly notStored: NotStored = { negativeTooLarge: 0, overShare: 0, sharedLocal: 0 };
 
   constructor(
     readonly settings: CacheSettings,
     private readonly deps: CacheDeps,
   ) {
     this.now = deps.now ?? Date.now;
-    this.store = new CacheStore(settings.maxBytes, this.now, memoShare(settings.maxBytes));
+    this.store = new CacheStore(settings.maxBytes, this.now, memoShare(settings.maxBytes), deps.weight);
     deps.shared?.onInvalidation((tags) => {
       this.markInvalidated(tags);
       this.announce(tags);
@@ -244,14 +263,14 @@ export class ResponseCache {
 
     const key = cacheKey(call, this.deps.credential);
     const now = this.now();
-    let entry = this.store.get(key);
+    let entry = this.store.get(key, client);
     // The shared tier, unless the memory copy is fresh and recent enough to trust.
     let fromShared = false;
     const shared = this.deps.shared;
     if (shared && !(entry && now < entry.freshUntil && shared.trusts(entry, now))) {
       const found = await shared.get(key, tagsOf(call), entry);
       if (found && found !== entry) {
-        const stored = this.store.set(key, found);
+        const stored = this.store.set(key, found, client);
         if (stored) shared.adopt?.(found, stored);
         entry = stored ?? found;
         fromShared = true;
@@ -345,7 +364,7 @@ export class ResponseCache {
       if (p && !this.granted.has(key)) this.granted.set(key, p);
     };
     const granting: Source = (c, ctx) => inner(c, { ...ctx, onGranted: () => (p ? share() : (grantedEarly = true)) });
-    p = this.deps.shared ? this.fetchShared(this.deps.shared, key, call, cls, granting, background) : this.callInner(key, call, cls, granting, background);
+    p = this.deps.shared ? this.fetchShared(this.deps.shared, key, call, cls, granting, background, client) : this.callInner(key, call, cls, granting, background, client);
     if (grantedEarly) share();
     this.inflight.set(flight, p);
     try {
@@ -359,25 +378,32 @@ export class ResponseCache {
   }
 
   /** Single flight across sidecars: one of them calls, the others take its stored answer. */
-  private async fetchShared(shared: SharedTier, key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean): Promise<Outcome> {
+  private async fetchShared(shared: SharedTier, key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean, client?: string): Promise<Outcome> {
     const flight = await shared.begin(key, tagsOf(call), { wait: !background });
     if (flight.entry) {
-      const copy = this.store.set(key, flight.entry);
+      const copy = this.store.set(key, flight.entry, client);
       if (copy) shared.adopt?.(flight.entry, copy);
       const stored = copy ?? flight.entry;
       return { answer: { status: stored.status, headers: stored.headers, body: stored.body }, stored, shared: true };
     }
     if (flight.busy) return { refused: 'background', busy: true };
     let outcome: Outcome | undefined;
+    const replaces = this.store.peek(key);
     try {
-      outcome = await this.callInner(key, call, cls, inner, background);
+      outcome = await this.callInner(key, call, cls, inner, background, client);
       return outcome;
     } finally {
-      await flight.finish(outcome?.stored);
+      // Only what saved an upstream call goes to the shared tier: an answer this sidecar made
+      // itself (a mirror's, one built from learned facts) it can make again, and storing it for
+      // others would let a client fill Redis without spending any budget.
+      const stored = outcome?.stored;
+      const fromUpstream = outcome?.answer?.upstream === true;
+      if (stored && !fromUpstream) this.notStored.sharedLocal++;
+      await flight.finish(stored && fromUpstream ? stored : undefined, { owner: (stored && this.store.ownerOf(stored)) ?? client ?? '', replaces });
     }
   }
 
-  private async callInner(key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean): Promise<Outcome> {
+  private async callInner(key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean, client?: string): Promise<Outcome> {
     const startSeq = this.seq;
     let answer: ApiAnswer;
     try {
@@ -389,8 +415,17 @@ export class ResponseCache {
     if (refusedBy) return { answer, refused: background ? 'background' : refusedBy };
     if (!isStorable(answer.status)) return { answer };
     if (!wellFormed(answer, this.deps.memo)) return { answer: errorAnswer(502, 'Bitbucket sent an incomplete or corrupt response') };
-    const stored = this.store.set(key, this.makeEntry(call, cls, answer, startSeq));
-    if (!stored) return { answer };
+    const entry = this.makeEntry(call, cls, answer, startSeq);
+    if (answer.status === 404 && entrySize(key, entry) > this.settings.negativeMaxBytes) {
+      this.notStored.negativeTooLarge++;
+      return { answer };
+    }
+    // A background refresh stores for whoever owned the entry (the store keeps its owner).
+    const stored = this.store.set(key, entry, background ? undefined : client);
+    if (!stored) {
+      this.notStored.overShare++;
+      return { answer };
+    }
     this.stats.stored++;
     // The stored copy's body answers this request too: what is derived from it now (the parse,
     // the shaped bytes, the learned facts) is what the hits that follow find in the memo.
@@ -414,6 +449,9 @@ export class ResponseCache {
     const freshUntil = now + lifetimeMs(cls, answer.status, this.settings.freshness);
     const tags = tagsOf(call);
     const invalidated = tags.some((t) => (this.tagSeq.get(t) ?? 0) > startSeq) && !(cls === 'immutable' && answer.status === 200);
+    const revalidateUntil = invalidated ? now : freshUntil + this.settings.staleWhileRevalidateSeconds * 1000;
+    // A 404 is kept no longer than it may be revalidated: no stale-if-error day for "not there".
+    const keepUntil = answer.status === 404 ? Math.max(revalidateUntil, freshUntil) : freshUntil + Math.max(this.settings.staleWhileRevalidateSeconds, this.settings.staleIfErrorSeconds) * 1000;
     return {
       status: answer.status,
       headers: answer.headers,
@@ -421,8 +459,8 @@ export class ResponseCache {
       freshness: cls,
       storedAt: now,
       freshUntil: invalidated ? now : freshUntil,
-      revalidateUntil: invalidated ? now : freshUntil + this.settings.staleWhileRevalidateSeconds * 1000,
-      keepUntil: freshUntil + Math.max(this.settings.staleWhileRevalidateSeconds, this.settings.staleIfErrorSeconds) * 1000,
+      revalidateUntil,
+      keepUntil,
       invalidated,
       tags,
     };

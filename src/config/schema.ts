@@ -211,6 +211,8 @@ const sharedSchema = z
     lockTtlMs: z.number().int().min(100).max(600_000).default(SHARED.lockTtlMs),
     lockWaitMs: z.number().int().min(0).max(600_000).default(SHARED.lockWaitMs),
     fallbackBudgetShare: z.number().min(0).max(1).default(SHARED.fallbackBudgetShare),
+    // Default: cache.maxBytes (src/sidecar.ts).
+    maxBytes: byteSize.refine((n) => n >= 64 * 1024, 'must be at least 64KiB').optional(),
   })
   .strict();
 const cacheSchema = z
@@ -219,6 +221,7 @@ const cacheSchema = z
     freshness: freshnessSchema.default({ immutableSeconds: 86_400, metadataSeconds: 300, listSeconds: 30, notFoundSeconds: 60 }),
     staleWhileRevalidateSeconds: seconds.default(30),
     staleIfErrorSeconds: seconds.default(86_400),
+    negativeMaxBytes: byteSize.refine((n) => n <= 1024 ** 2, 'must be at most 1MiB').default(2048),
     shared: sharedSchema.optional(),
   })
   .strict()
@@ -227,6 +230,7 @@ const cacheSchema = z
     freshness: { immutableSeconds: 86_400, metadataSeconds: 300, listSeconds: 30, notFoundSeconds: 60 },
     staleWhileRevalidateSeconds: 30,
     staleIfErrorSeconds: 86_400,
+    negativeMaxBytes: 2048,
   });
 const BUDGET_DEFAULTS = {
   repositoryRequestsPerHour: 1000,

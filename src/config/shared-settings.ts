@@ -14,6 +14,11 @@ export interface SharedSettings {
   lockWaitMs: number;
   /** While Redis is unreachable, each sidecar spends at most this share of every hourly limit alone. */
   fallbackBudgetShare: number;
+  /**
+   * Bytes of answers this sidecar keeps in Redis (counted from its writes until they expire),
+   * divided among clients like `cache.maxBytes`; default `cache.maxBytes`.
+   */
+  maxBytes?: number;
 }
 
 export interface RedisSettings {

@@ -38,6 +38,11 @@ export interface ApiAnswer {
    * error, never as an upstream status. Never sent to clients.
    */
   upstreamError?: string;
+  /**
+   * Set by the budget stage on an answer Bitbucket gave (a call was made). Answers without it were
+   * made by the sidecar itself (a mirror, learned facts) and are never put in the shared cache tier.
+   */
+  upstream?: true;
 }
 
 /** Who a call is made for: the budget charges it to that client's share of the hour. */

@@ -31,6 +31,6 @@ export function budgetSource(inner: Source, governor: BudgetGovernor): Source {
       const seconds = governor.retryAfterSeconds(cls);
       if (seconds > 0) answer = { ...answer, headers: { ...answer.headers, 'retry-after': String(seconds) } };
     }
-    return answer;
+    return { ...answer, upstream: true };
   };
 }

@@ -95,8 +95,25 @@ describe('hits and misses', () => {
     now += 5_000;
     expect((await get(`${R}/refs/branches/no-such-branch`)).cacheStatus).toMatch(/; hit;/);
     now += 6_000;
-    expect((await get(`${R}/refs/branches/no-such-branch`)).cacheStatus).toMatch(/fwd=stale/);
+    // Past its freshness (and revalidation window) a 404 is gone: no stale-if-error copy of "not there".
+    expect((await get(`${R}/refs/branches/no-such-branch`)).cacheStatus).toMatch(/fwd=miss/);
     expect(upstreamCalls('no-such-branch')).toBe(2);
+  });
+
+  it('does not store a 404 whose entry exceeds cache.negativeMaxBytes, nor keep one past its revalidation window', async () => {
+    const { cache, get } = makeCache({ negativeMaxBytes: 2048 });
+    const long = `no-such-${'x'.repeat(1500)}`;
+    const miss = await get(`${R}/src/${mainHash}/${long}`);
+    expect(miss.status).toBe(404);
+    expect(miss.cacheStatus).not.toMatch(/stored/);
+    expect((await get(`${R}/src/${mainHash}/${long}`)).cacheStatus).toMatch(/fwd=miss/);
+    expect(cache.notStored.negativeTooLarge).toBe(2);
+    await get(`${R}/refs/branches/short-missing`);
+    const e = cache.store.usage();
+    expect(e).toHaveLength(1);
+    // Kept for freshness (10 s) and stale-while-revalidate (30 s) only: no stale-if-error window (600 s).
+    now += 41_000;
+    expect((await get(`${R}/refs/branches/short-missing`)).cacheStatus).toMatch(/fwd=miss/);
   });
 
   it('never stores an upstream error', async () => {
