@@ -36,7 +36,15 @@ export type MirrorCapability = 'branch-list' | 'branch-one' | 'tag-list' | 'tag-
 /** The git smart-HTTP endpoint a git route is: the ref advertisement, a fetch or a push. */
 export type GitEndpoint = 'advertise' | 'upload-pack' | 'receive-pack';
 
-export interface RouteDef<Id extends string = string> {
+/**
+ * The ids of the route table's rows. src/routes/catalog.ts fills this in (declaration merging),
+ * so that `RouteId` is derived from the table while core/ imports nothing above it.
+ */
+export interface RouteIds {}
+/** A row's id: one of the table's (any string only while the table is not part of the program). */
+export type RouteId = [keyof RouteIds] extends [never] ? string : keyof RouteIds & string;
+
+export interface RouteDef<Id extends string = RouteId> {
   id: Id;
   face: Face;
   methods: readonly ('GET' | 'POST' | 'PUT' | 'DELETE')[];

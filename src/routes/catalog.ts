@@ -64,10 +64,16 @@ export const ROUTES = [
   { id: 'git-info-refs', face: 'web', methods: ['GET'], pattern: '/{ws}/{repo}/info/refs', handler: 'git', permission: 'read', permissionFor: pushWhenReceivePack, cache: NOT_CACHED, budget: 'other', git: 'advertise', query: ['service'], forkAccess: 'git' },
   { id: 'git-upload-pack', face: 'web', methods: ['POST'], pattern: '/{ws}/{repo}/git-upload-pack', handler: 'git', permission: 'read', cache: NOT_CACHED, budget: 'other', git: 'upload-pack', query: [], forkAccess: 'git' },
   { id: 'git-receive-pack', face: 'web', methods: ['POST'], pattern: '/{ws}/{repo}/git-receive-pack', handler: 'git', permission: 'git:push', cache: NOT_CACHED, invalidates: repositoryChanged, budget: 'other', git: 'receive-pack', query: [] },
-] as const satisfies readonly RouteDef[];
+] as const satisfies readonly RouteDef<string>[];
 
 /** The id of a row: a misspelled id does not compile. */
 export type RouteId = (typeof ROUTES)[number]['id'];
+type TableIds = RouteId;
+
+declare module '../core/route' {
+  // Every RouteDef (and so every call) speaks the table's ids: comparing one with a misspelled id does not compile.
+  interface RouteIds extends Record<TableIds, true> {}
+}
 
 const BY_ID: ReadonlyMap<string, RouteDef> = new Map(ROUTES.map((r) => [r.id, r]));
 

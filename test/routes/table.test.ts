@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { ROUTES, routeById, type RouteId } from '../../src/routes/catalog';
 import type { RouteDef } from '../../src/core/route';
+import type { ApiCall } from '../../src/core/call';
 
 const SRC = path.resolve(__dirname, '../../src');
 /** The fake Bitbucket is a separate program with routes of its own. */
@@ -70,6 +71,10 @@ describe('route table ownership', () => {
     for (const id of IDS) expect(routeById(id as RouteId).id).toBe(id);
     // @ts-expect-error a misspelled id does not compile
     routeById('brnaches');
+    // Nor does comparing a call's route with one: every RouteDef speaks the table's ids.
+    const call: ApiCall = { method: 'GET', route: routeById('branches'), params: {}, trailingSlash: false, query: [] };
+    // @ts-expect-error the types have no overlap
+    expect(call.route.id === 'brnaches').toBe(false);
   });
 });
 
