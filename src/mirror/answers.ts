@@ -34,13 +34,13 @@ const has = (call: ApiCall, name: string): boolean => call.query.some(([k]) => k
 
 /** What a call needs from the mirror; `ok: false` sends it upstream unchanged. */
 export function plan(call: ApiCall): Plan {
-  const id = call.route.mirror;
-  if (!FROM_MIRROR.has(id)) return { ok: false, reason: 'route' };
+  const kind = call.route.mirror;
+  if (!FROM_MIRROR.has(kind)) return { ok: false, reason: 'route' };
   if (call.method !== 'GET' && call.method !== 'HEAD') return { ok: false, reason: 'method' };
   for (const k of ['fields', 'q', 'sort', 'max_depth']) if (has(call, k)) return { ok: false, reason: k };
-  const shape = id === 'commit-range' ? COMMITS_PAGE : id === 'source' ? SRC_PAGE : REFS_PAGE;
+  const shape = kind === 'commit-range' ? COMMITS_PAGE : kind === 'source' ? SRC_PAGE : REFS_PAGE;
   if (!paging(call, shape)) return { ok: false, reason: 'paging' };
-  switch (id) {
+  switch (kind) {
     case 'branch-list':
     case 'branch-one':
     case 'tag-list':
@@ -89,8 +89,8 @@ export interface AnswerContext {
 
 /** Computes the answer of a planned call from the mirror. */
 export async function answer(call: ApiCall, ctx: AnswerContext): Promise<Outcome> {
-  const id = call.route.mirror;
-  const shape = id === 'commit-range' ? COMMITS_PAGE : id === 'source' ? SRC_PAGE : REFS_PAGE;
+  const kind = call.route.mirror;
+  const shape = kind === 'commit-range' ? COMMITS_PAGE : kind === 'source' ? SRC_PAGE : REFS_PAGE;
   const p = paging(call, shape)!;
   const full = upstreamPath(call);
   const qi = full.indexOf('?');
@@ -104,7 +104,7 @@ export async function answer(call: ApiCall, ctx: AnswerContext): Promise<Outcome
   };
   const { reader, render } = ctx;
 
-  switch (id) {
+  switch (kind) {
     case 'branch-list': {
       const refs = await reader.refs();
       return page([...refs.branches], REFS_PAGE, async ([name, sha]) => {

@@ -7,7 +7,8 @@ const LIST = [...PAGE, 'q', 'sort'] as const;
 const REPO = '/2.0/repositories/{ws}/{repo}';
 
 const NOT_CACHED = { class: 'none' } as const;
-const LISTED = { class: 'list', tags: refsTags } as const;
+/** A list-class answer that a push or pull request event makes stale. */
+const REFS_LIST = { class: 'list', tags: refsTags } as const;
 
 /** `info/refs?service=git-receive-pack` starts a push. */
 const pushWhenReceivePack = (query: Query): Permission | undefined => (query.some(([k, v]) => k === 'service' && v === 'git-receive-pack') ? 'git:push' : undefined);
@@ -34,14 +35,14 @@ export const ROUTES = [
   { id: 'repository', face: 'api', methods: ['GET'], pattern: REPO, trailingSlash: 'optional', handler: 'proxy', permission: 'read', cache: { class: 'metadata', derive: 'mainbranch' }, budget: 'repository', teaches: ['repository-object'], mirror: 'repository-index', warm: {}, query: ['fields'] },
 
   // #5-#7 pull requests.
-  { id: 'pullrequests', face: 'api', methods: ['GET'], pattern: `${REPO}/pullrequests`, handler: 'proxy', permission: 'read', cache: LISTED, budget: 'repository', teaches: ['pull-requests', 'open-pull-requests'], warm: { vouchedBy: 'pullrequest' }, query: [...LIST, 'state'] },
-  { id: 'pullrequest', face: 'api', methods: ['GET'], pattern: `${REPO}/pullrequests/{id}`, handler: 'proxy', permission: 'read', cache: LISTED, budget: 'repository', teaches: ['pull-requests'], query: ['fields'] },
-  { id: 'pullrequest-commits', face: 'api', methods: ['GET'], pattern: `${REPO}/pullrequests/{id}/commits`, handler: 'proxy', permission: 'read', cache: LISTED, budget: 'repository', query: [...PAGE] },
+  { id: 'pullrequests', face: 'api', methods: ['GET'], pattern: `${REPO}/pullrequests`, handler: 'proxy', permission: 'read', cache: REFS_LIST, budget: 'repository', teaches: ['pull-requests', 'open-pull-requests'], warm: { vouchedBy: 'pullrequest' }, query: [...LIST, 'state'] },
+  { id: 'pullrequest', face: 'api', methods: ['GET'], pattern: `${REPO}/pullrequests/{id}`, handler: 'proxy', permission: 'read', cache: REFS_LIST, budget: 'repository', teaches: ['pull-requests'], query: ['fields'] },
+  { id: 'pullrequest-commits', face: 'api', methods: ['GET'], pattern: `${REPO}/pullrequests/{id}/commits`, handler: 'proxy', permission: 'read', cache: REFS_LIST, budget: 'repository', query: [...PAGE] },
 
   // #8-#11 branches and tags.
-  { id: 'branches', face: 'api', methods: ['GET'], pattern: `${REPO}/refs/branches`, handler: 'proxy', permission: 'read', cache: LISTED, budget: 'repository', mirror: 'branch-list', warm: { vouchedBy: 'push' }, query: LIST },
+  { id: 'branches', face: 'api', methods: ['GET'], pattern: `${REPO}/refs/branches`, handler: 'proxy', permission: 'read', cache: REFS_LIST, budget: 'repository', mirror: 'branch-list', warm: { vouchedBy: 'push' }, query: LIST },
   { id: 'branch', face: 'api', methods: ['GET'], pattern: `${REPO}/refs/branches/{name}`, handler: 'proxy', permission: 'read', cache: { class: 'list', tags: refByNameTags }, budget: 'repository', teaches: ['ref-target'], mirror: 'branch-one', query: ['fields'], forkAccess: 'branch' },
-  { id: 'tags', face: 'api', methods: ['GET'], pattern: `${REPO}/refs/tags`, handler: 'proxy', permission: 'read', cache: LISTED, budget: 'repository', mirror: 'tag-list', warm: { vouchedBy: 'push' }, query: LIST },
+  { id: 'tags', face: 'api', methods: ['GET'], pattern: `${REPO}/refs/tags`, handler: 'proxy', permission: 'read', cache: REFS_LIST, budget: 'repository', mirror: 'tag-list', warm: { vouchedBy: 'push' }, query: LIST },
   { id: 'tag', face: 'api', methods: ['GET'], pattern: `${REPO}/refs/tags/{name}`, handler: 'proxy', permission: 'read', cache: { class: 'list', tags: refByNameTags }, budget: 'repository', mirror: 'tag-one', query: ['fields'] },
 
   // #12 commit, #13 commit range.

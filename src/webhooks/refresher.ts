@@ -48,13 +48,6 @@ export interface RefresherStats {
   budgetSpent: number;
 }
 
-/*
- * Routes whose answers are kept warm carry `warm` in their row: what an organization re-index asks
- * for besides answers addressed by commit id (immutable, fresh for a day). `warm.vouchedBy` names
- * the webhook events that would invalidate them, so a recent verified delivery of that family
- * vouches for them.
- */
-
 interface Tracked {
   call: ApiCall;
   lastAsked: number;
@@ -97,6 +90,7 @@ export class WarmRefresher {
       const answer = await inner(call, ctx);
       // Derived answers (`/{repo}/?fields=mainbranch.name` from the stored repository) stay derived.
       const derived = /detail=derived/.test(answer.cacheStatus ?? '');
+      // Rows with `warm`: what an organization re-index asks for besides answers addressed by commit id.
       if (!call.background && (call.method === 'GET' || call.method === 'HEAD') && call.route.warm !== undefined && answer.status === 200 && !derived) this.track(call);
       return answer;
     };
@@ -181,6 +175,7 @@ export class WarmRefresher {
     due.sort((a, b) => a.at - b.at); // invalidated and missing first, then the soonest to expire
     for (const { t } of due) {
       if (this.closed) return;
+      // A recent verified delivery of the events that would invalidate the answer vouches for it.
       const family = t.call.route.warm?.vouchedBy;
       const { ws, repo } = t.call.params;
       const vouched = family && ws && repo ? this.confirmed.get(`${family} ${ws}/${repo}`) : undefined;
