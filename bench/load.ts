@@ -22,6 +22,7 @@
  *
  *   npm run bench:load
  *   npm run bench:load -- --seconds=20 --clients=50 --faults=0.1 --no-record
+ *   npm run bench:load -- --only-hostile --hostile-seconds=30   # the hostile-tenant row alone
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -560,7 +561,178 @@ async function main(): Promise<void> {
   }
 }
 
-const roles: Record<string, () => Promise<void>> = { main, fake: fakeRole, sidecar: sidecarRole };
+// ------------------------------------------------------------------------------------------------
+// Hostile tenant (issue 21): a read-only client spending the sidecar's own work against it
+
+interface Timed {
+  latencies: number[];
+  statuses: Map<string, number>;
+}
+const timed = (): Timed => ({ latencies: [], statuses: new Map() });
+
+async function timedGet(c: Client, path: string, auth: string, into: Timed): Promise<{ status: number; body: Buffer } | undefined> {
+  const t0 = performance.now();
+  try {
+    const res = await c.request({ method: 'GET', path, headers: { host: 'api.bitbucket.org', authorization: auth }, headersTimeout: 60_000, bodyTimeout: 60_000 });
+    const body = Buffer.from(await res.body.arrayBuffer());
+    into.latencies.push(performance.now() - t0);
+    count(into.statuses, String(res.statusCode));
+    return { status: res.statusCode, body };
+  } catch (e) {
+    into.latencies.push(performance.now() - t0);
+    count(into.statuses, `cut ${(e as { code?: string }).code ?? 'error'}`);
+    return undefined;
+  }
+}
+
+/**
+ * One client scans (the plugin's read calls) alone, then while another client of the same workspace,
+ * read-only, floods the sidecar with requests that cost it work but no scope: distinct missing paths
+ * under a commit (the mirror answers 404 for free), distinct random commit hashes (each a 404
+ * upstream, charged to its budget share), and `commits?include=` / `src/{commit}/` over the commits it
+ * knows. The sidecar runs with the image's heap bounds and the mirror on; the budget is Bitbucket's
+ * 1,000/h, so the scan keeps only its own share.
+ */
+async function hostileTenant(seconds: number, connections: number): Promise<{ table: string; verdicts: string[] }> {
+  const fake = spawnRole('fake');
+  const sidecar = spawnRole('sidecar', ['--max-semi-space-size=4', '--max-old-space-size=320']);
+  try {
+    const data = await fake.ask<Dataset>('start', { repos: REPOS });
+    const scanToken = mintToken();
+    const hostileToken = mintToken();
+    const mirrorDir = path.join(os.tmpdir(), `bench-hostile-${process.pid}`);
+    const config = {
+      server: { http: { host: '127.0.0.1', port: 0 } },
+      upstream: { apiUrl: data.url, webUrl: data.url, auth: { type: 'basic', username: data.credentials.email, password: data.credentials.apiToken }, budget: { repositoryRequestsPerHour: 1000 } },
+      cache: { maxBytes: '64MiB' },
+      state: { dir: mirrorDir },
+      mirror: { enabled: true, dir: path.join(mirrorDir, 'mirrors'), waitSeconds: 30 },
+      clients: [
+        { id: 'scan', token: { sha256: sha256Hex(scanToken) }, scope: [{ workspace: 'acme' }] },
+        { id: 'hostile', token: { sha256: sha256Hex(hostileToken) }, scope: [{ workspace: 'acme' }] },
+      ],
+    };
+    const started = await sidecar.ask<{ url: string; pid: number }>('start', { config });
+    sidecar.running = true;
+    fake.running = true;
+    const scanAuth = `Basic ${Buffer.from(`jenkins@ci.example:${scanToken}`).toString('base64')}`;
+    const hostileAuth = `Basic ${Buffer.from(`tenant@ci.example:${hostileToken}`).toString('base64')}`;
+    const API = '/2.0/repositories/acme';
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)];
+    const known: string[] = [];
+    const scanOnce = async (c: Client, into: Timed) => {
+      const r = pick(data.repos);
+      const which = Math.floor(Math.random() * 6);
+      if (which === 0) await timedGet(c, `${API}/${r.slug}/refs/branches?pagelen=100`, scanAuth, into);
+      else if (which === 1) await timedGet(c, `${API}/${r.slug}/pullrequests?pagelen=50`, scanAuth, into);
+      else if (which === 2) await timedGet(c, `${API}/${r.slug}/src/main/Jenkinsfile?format=meta`, scanAuth, into);
+      else if (which === 3) await timedGet(c, `${API}/${r.slug}/refs/tags?pagelen=100`, scanAuth, into);
+      else if (which === 4) await timedGet(c, `${API}/${r.slug}`, scanAuth, into);
+      else {
+        const b = await timedGet(c, `${API}/${r.slug}/refs/branches/${encodeURIComponent(pick(r.branches))}`, scanAuth, into);
+        const hash = b?.status === 200 ? (JSON.parse(b.body.toString()).target?.hash as string | undefined) : undefined;
+        if (hash) {
+          if (known.length < 5000) known.push(`${r.slug} ${hash}`);
+          await timedGet(c, `${API}/${r.slug}/commit/${hash.slice(0, 12)}`, scanAuth, into);
+        }
+      }
+    };
+    const hex = (n: number) => Array.from({ length: n }, () => Math.floor(Math.random() * 16).toString(16)).join('');
+    const attackOnce = async (c: Client, into: Timed) => {
+      const [slug, hash] = (known.length ? pick(known) : `${pick(data.repos).slug} ${hex(40)}`).split(' ');
+      const which = Math.floor(Math.random() * 4);
+      if (which === 0) await timedGet(c, `${API}/${slug}/src/${hash}/${hex(64)}/${hex(64)}/${hex(64)}.txt`, hostileAuth, into);
+      else if (which === 1) await timedGet(c, `${API}/${slug}/commit/${hex(40)}`, hostileAuth, into);
+      else if (which === 2) await timedGet(c, `${API}/${slug}/commits?include=${hash}&pagelen=1`, hostileAuth, into);
+      else await timedGet(c, `${API}/${slug}/src/${hash}/?pagelen=1`, hostileAuth, into);
+    };
+    const rssMax = { alone: 0, attacked: 0 };
+    const run = async (phase: 'alone' | 'attacked') => {
+      const scan = timed();
+      const attack = timed();
+      const end = Date.now() + seconds * 1000;
+      const sampler = setInterval(() => {
+        void sidecar.ask<{ rss: number }>('sample', {}).then((m) => (rssMax[phase] = Math.max(rssMax[phase], m.rss))).catch(() => undefined);
+      }, 1000);
+      const open = (n: number) => Array.from({ length: n }, () => new Client(started.url, { connections: 1, keepAliveTimeout: 30_000 } as ConstructorParameters<typeof Client>[1]));
+      const scanners = open(connections);
+      const attackers = phase === 'attacked' ? open(connections) : [];
+      await Promise.all([
+        ...scanners.map(async (c) => {
+          while (Date.now() < end && !sidecar.exited) await scanOnce(c, scan);
+        }),
+        ...attackers.map(async (c) => {
+          while (Date.now() < end && !sidecar.exited) await attackOnce(c, attack);
+        }),
+      ]);
+      clearInterval(sampler);
+      await Promise.all([...scanners, ...attackers].map((c) => c.close().catch(() => undefined)));
+      return { scan, attack };
+    };
+    const alone = await run('alone');
+    const attacked = await run('attacked');
+    const after = await sidecar.ask<{ rss: number; cache?: { entries: number; bytes: number } }>('sample', { gc: false }).catch(() => undefined);
+    const fmt = (t: Timed) => `${percentile(t.latencies, 50).toFixed(1)} / ${percentile(t.latencies, 99).toFixed(1)} ms`;
+    const statuses = (t: Timed) => [...t.statuses.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}×${v}`).join(' ');
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+    const crashed = Boolean(sidecar.exited);
+    const rows: [string, string][] = [
+      ['scan alone: requests, p50 / p99, statuses', `${alone.scan.latencies.length}, ${fmt(alone.scan)}, ${statuses(alone.scan)}`],
+      ['scan beside the hostile tenant: requests, p50 / p99, statuses', `${attacked.scan.latencies.length}, ${fmt(attacked.scan)}, ${statuses(attacked.scan)}`],
+      ['hostile tenant: requests, p50 / p99, statuses', `${attacked.attack.latencies.length}, ${fmt(attacked.attack)}, ${statuses(attacked.attack)}`],
+      ['sidecar RSS max: alone / attacked (cache.maxBytes 64 MiB, mirror.memoryBytes 16 MiB, heap bound 320 MiB)', `${mib(rssMax.alone)} / ${mib(rssMax.attacked)}`],
+      ['cache after the run: entries, bytes', after?.cache ? `${after.cache.entries}, ${mib(after.cache.bytes)}` : 'n/a'],
+      ['sidecar crashed', crashed ? 'yes' : 'no'],
+    ];
+    const scan429 = attacked.scan.statuses.get('429') ?? 0;
+    const verdicts = [
+      `crashes: ${crashed ? 'FAILED' : '0 (met)'}`,
+      `429s seen by the scanning client while attacked: ${scan429}${scan429 === 0 ? ' (met)' : ' (NOT met)'}`,
+      `scan p99 beside the hostile tenant: ${percentile(attacked.scan.latencies, 99).toFixed(1)} ms vs ${percentile(alone.scan.latencies, 99).toFixed(1)} ms alone`,
+      `RSS while attacked: ${mib(rssMax.attacked)} (bound: 320 MiB heap + native: ${rssMax.attacked < 400 * 2 ** 20 ? 'within 400 MiB' : 'ABOVE 400 MiB'})`,
+    ];
+    return { table: ['| measure | value |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n'), verdicts };
+  } finally {
+    sidecar.running = false;
+    fake.running = false;
+    await Promise.allSettled([sidecar.ask('stop'), fake.ask('stop')]);
+  }
+}
+
+async function hostileMain(): Promise<void> {
+  const seconds = Number(args.get('hostile-seconds') ?? 30);
+  const { table, verdicts } = await hostileTenant(seconds, 20);
+  process.stdout.write(`\n${table}\n\n${verdicts.map((v) => `* ${v}`).join('\n')}\n`);
+  if (!RECORD) return;
+  const cpu = os.cpus();
+  const machine = `${cpu[0]?.model.trim() ?? 'unknown CPU'} × ${cpu.length}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}, Node ${process.version}`;
+  const section = [
+    '<!-- bench:load-hostile -->',
+    `## Hostile tenant — ${new Date().toISOString()}`,
+    '',
+    `${machine}. \`npm run bench:load\` (bench/load.ts, \`hostileTenant\`; \`-- --only-hostile\` runs this part alone): the sidecar in its own process with the image's heap bounds and the mirror on, the fake Bitbucket (${REPOS} generated repositories) in a second, the load in a third, same cores (1-min load average ${os.loadavg()[0].toFixed(2)} at the end). Budget 1,000/h. 20 connections of a scanning client for ${seconds} s alone, then ${seconds} s beside 20 connections of a read-only client of the same workspace sending distinct missing paths under known commits (mirror 404s), random commit hashes (upstream 404s), \`commits?include=\` and \`src/{commit}/\` of the commits it knows.`,
+    '',
+    table,
+    '',
+    ...verdicts.map((v) => `* ${v}`),
+    '<!-- /bench:load-hostile -->',
+  ].join('\n');
+  const file = path.join(__dirname, '..', '..', 'bench', 'RESULTS.md');
+  const target = existsSync(file) ? file : path.join(process.cwd(), 'bench', 'RESULTS.md');
+  const old = existsSync(target) ? readFileSync(target, 'utf8') : '# Benchmark results\n';
+  const marked = /<!-- bench:load-hostile -->[\s\S]*?<!-- \/bench:load-hostile -->/;
+  writeFileSync(target, marked.test(old) ? old.replace(marked, section) : `${old.replace(/\n*$/, '\n')}\n${section}\n`);
+  process.stdout.write(`\nwritten to ${path.relative(process.cwd(), target)}\n`);
+}
+
+const roles: Record<string, () => Promise<void>> = {
+  main: async () => {
+    if (!args.has('only-hostile')) await main();
+    if (!args.has('no-hostile')) await hostileMain();
+  },
+  fake: fakeRole,
+  sidecar: sidecarRole,
+};
 (roles[ROLE] ?? main)().catch((e: Error) => {
   process.stderr.write(`${e.stack ?? e.message}\n`);
   process.exit(1);

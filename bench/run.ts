@@ -635,7 +635,7 @@ function report(rows: ScanRow[], lat: LatencyResult | undefined, tp: ThroughputR
   out.push(`Measured ${new Date().toISOString()} on ${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${cpu.length} cores, ${mb(os.totalmem())} RAM, Node ${process.version}, ${os.platform()} ${os.release()}.`);
   out.push(`Run: \`npm run bench${process.argv.slice(2).length ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\`, ${totalSeconds.toFixed(0)} s. The sidecar runs in its own process; the fake Bitbucket, the load generator and nginx share the same cores. All ratios below come from this one run. Load average (1/5/15 min) at start ${load.start.map((x) => x.toFixed(1)).join('/')}, at end ${load.end.map((x) => x.toFixed(1)).join('/')}: other work on the machine shows up in the timings.`, '');
   out.push(`### Organisation scans (${LATENCY_MS} ms injected upstream latency, ${PARALLEL_REPOS} repositories indexed in parallel)`, '');
-  out.push('Workspaces: 5 branches, 2 open PRs and 1 tag per repository; the replay is bench/scan.ts (reference §1.4: 7 + 3·PRs + branches + 2·tags calls per repository). The warm scan runs inside the freshness window (the bench sets list/metadata freshness to 1 h).', '');
+  out.push('Workspaces: 5 branches, 2 open PRs and 1 tag per repository; the replay is bench/scan.ts (the plugin\'s organisation scan: 7 + 3·PRs + branches + 2·tags calls per repository). The warm scan runs inside the freshness window (the bench sets list/metadata freshness to 1 h).', '');
   out.push('| repos | mode | client requests | upstream REST calls | wall time | p50 | p99 | 429s seen by client | sidecar RSS | heads dropped |');
   out.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) {

@@ -195,7 +195,7 @@ async function indexRepository(client: ScanClient, api: string, ws: string, slug
 }
 
 /**
- * The plugin's retry policy (reference §4.2): up to 10 retries of a 429/503, each after Retry-After
+ * The plugin's retry policy: up to 10 retries of a 429/503, each after Retry-After
  * exactly when present, else 5 s doubling; `sleep` takes seconds (so a simulated clock can be used).
  */
 export function pluginRetry(sleep: (seconds: number) => Promise<void>): NonNullable<ScanTarget['onRetryable']> {

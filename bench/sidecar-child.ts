@@ -14,7 +14,6 @@ import { readFileSync } from 'node:fs';
 import { writeHeapSnapshot } from 'node:v8';
 import { validateConfig } from '../src/config/load';
 import { createLogger } from '../src/ops/logger';
-import { clearMemo } from '../src/core/body-memo';
 import { startSidecar, type RunningSidecar } from '../src/serve';
 
 interface Message {
@@ -76,7 +75,7 @@ async function handle(m: Message): Promise<void> {
       cache?.clear();
       await gc();
       const cacheCleared = process.memoryUsage();
-      clearMemo();
+      running?.sidecar.memo.clear();
       await gc();
       reply(m.id, { entries, before, cacheCleared, memoCleared: process.memoryUsage() });
       return;

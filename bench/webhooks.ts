@@ -1,5 +1,5 @@
 /**
- * Webhook relay and warm cache, measured in upstream calls (ARCHITECTURE §4, issue 7):
+ * Webhook relay and warm cache, measured in upstream calls (docs/webhooks.md, issue 7):
  *
  *   1. push:    a warm 200-repository organisation re-index after one push (delivered through the
  *               relay) makes upstream calls only for the pushed repository;

@@ -41,7 +41,7 @@ export function demoConfig(fake: FakeBitbucket, listen: DemoListen): Config {
     clients: [
       { id: 'demo', token: { sha256: sha256Hex(DEMO_TOKEN) }, scope: [{ workspace: 'acme' }], permissions: ['read', 'statuses:write', 'webhooks:manage', 'ops:read'] },
     ],
-    // Git mirrors on (README "Git mirror"), in a directory of this run: the demo Bitbucket is new on every start.
+    // Git mirrors on (docs/mirror.md), in a directory of this run: the demo Bitbucket is new on every start.
     mirror: { enabled: true, dir: join(tmpdir(), `bitbucket-sidecar-demo-mirrors-${process.pid}`) },
   });
 }

@@ -3,7 +3,9 @@ import type { Logger } from 'pino';
 import { ConfigError, loadConfigFile } from './config/load';
 import type { Config } from './config/schema';
 import { watchConfigFile } from './config/watch';
-import { closeServer, createHttpServer, createHttpsServer, listen } from './listen/servers';
+import { closeServer, createHttpServer, createHttpsServer, listen, type Refusal } from './listen/servers';
+import { describeTarget } from './listen/pipeline';
+import { createAuditLog } from './ops/audit';
 import { startTls, TLS_FILES, type TlsManager } from './tls';
 import { createSidecar, type Sidecar, type SidecarOptions } from './sidecar';
 
@@ -30,7 +32,11 @@ export async function startSidecar(config: Config, options: SidecarOptions = {})
     overCapacityLoggedAt = Date.now();
     sidecar.logger.warn({ maxConnections }, 'a connection past server.maxConnections was answered 503 (logged at most every 10 s)');
   };
-  const limits = { maxHeaderBytes, headersTimeoutMs, requestTimeoutMs, maxConnections, maxConnectionsPerSource, onOverCapacity };
+  // Requests the listener answers itself (malformed, oversized head, no slot, CONNECT) get an audit line too.
+  const audit = createAuditLog(sidecar.logger);
+  const onRefused = (r: Refusal) =>
+    audit({ method: r.method, decision: r.decision, status: r.status, ...(r.target !== undefined ? { path: describeTarget({}, r.target) } : {}) });
+  const limits = { maxHeaderBytes, headersTimeoutMs, requestTimeoutMs, maxConnections, maxConnectionsPerSource, onOverCapacity, onRefused };
   const httpServer = createHttpServer(sidecar.app, { ...config.server.http, ...limits });
   const httpPort = await listen(httpServer, config.server.http.host, config.server.http.port);
   const servers: http.Server[] = [httpServer];

@@ -7,6 +7,7 @@ import { OAuthIssuer } from './auth/oauth';
 import { avatarHandler } from './upstream/avatar';
 import type { Config } from './config/schema';
 import { createGitProxy, GIT_IDLE_TIMEOUT_MS } from './git';
+import { gitClientShare } from './git/client-share';
 import { invalidateAfterPush } from './git/push-invalidation';
 import { forkGitHandler } from './git/fork-git';
 import { ForkRepos } from './git/fork-repo';
@@ -27,8 +28,11 @@ import { UpstreamClient } from './upstream/client';
 import { upstreamCredentials } from './upstream/credentials';
 import { proxyChooser } from './upstream/proxy';
 import { upstreamSource } from './upstream/source';
+import { CredentialHealth, credentialName, credentialSource } from './upstream/credential-health';
 import { ResponseCache } from './cache/cache';
-import { sizeShapedMemo } from './core/body-memo';
+import { registerCacheShareMetrics } from './cache/metrics';
+import { BodyMemo } from './core/body-memo';
+import { stackSources } from './core/stack';
 import { credentialId } from './cache/key';
 import { createShared, maxEntryLifetimeMs, withRedisCheck, type Shared } from './cache/shared';
 import { BudgetGovernor, budgetClassOf, budgetWindowMs } from './upstream/budget';
@@ -63,6 +67,8 @@ export interface Sidecar {
   reload(next: Config): { applied: string[]; needsRestart: string[] };
   facts: ScopeFacts;
   upstream: UpstreamClient;
+  /** Parsed and shaped bodies (benchmarks clear it between runs). */
+  memo: BodyMemo;
   /** Stage 5; its invalidate* methods are the invalidation API (webhook relay, writes). */
   cache: ResponseCache;
   budget: BudgetGovernor;
@@ -87,20 +93,23 @@ export interface Sidecar {
   close(): Promise<void>;
 }
 
-/** Wires the stages of ARCHITECTURE §3 together from a validated configuration. */
+/** Wires the stages (docs/architecture.md) together from a validated configuration. */
 export function createSidecar(config: Config, options: SidecarOptions = {}): Sidecar {
   const logger = options.logger ?? createLogger();
   const now = options.now ?? Date.now;
   let clients = new ClientDirectory(config.clients);
   let current = config;
-  const oauth = new OAuthIssuer(() => clients, 3600, now);
+  const oauth = new OAuthIssuer(() => clients, 3600, now, config.server.headersTimeoutMs);
   const facts = new ScopeFacts(now);
   const creds = upstreamCredentials(config.upstream);
   // One choice per upstream origin (config, else HTTPS_PROXY/NO_PROXY), shared by REST and git.
   const outbound = proxyChooser(config.upstream.proxy);
   const apiProxy = outbound(config.upstream.apiUrl);
   const webProxy = outbound(config.upstream.webUrl);
+  // Parsed and shaped bodies, shared by the stages that read the same answer (src/core/body-memo.ts).
+  const memo = new BodyMemo(config.cache.maxBytes);
   const upstream = new UpstreamClient({
+    memo,
     apiUrl: config.upstream.apiUrl,
     authorization: creds.rest,
     connectTimeoutMs: config.upstream.timeouts.connectMs,
@@ -109,28 +118,29 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     proxy: apiProxy,
   });
   const metrics = createMetrics();
-  const readiness = createReadiness({ upstreamUrl: config.upstream.apiUrl, tlsExpected: config.server.https !== undefined });
-  const rest = countUpstreamCalls(upstreamSource(upstream), metrics, budgetClassOf);
-  // learning → cache → budget → upstream (ARCHITECTURE §3 stages 5-6).
+  const credentialHealth = new CredentialHealth(logger);
+  const readiness = createReadiness({ upstreamUrl: config.upstream.apiUrl, tlsExpected: config.server.https !== undefined, credential: () => credentialHealth.check() });
+  // A client's weight for its share of the budget and of the cache (clients[].budgetWeight).
+  const budgetWeight = (id: string): number => clients.byId(id)?.budgetWeight ?? 1;
   const clock = options.clock ?? (options.now ? { ...systemClock, now: options.now } : systemClock);
   // Several sidecars (cache.shared.redis): a second cache tier, cross-sidecar coalescing and one budget window in Redis.
   const shared = config.cache.shared
-    ? createShared(config.cache.shared, { credential: credentialId(creds.rest), now: () => clock.now(), logger, windowMs: budgetWindowMs(config.upstream.budget), maxEntryLifetimeMs: maxEntryLifetimeMs(config.cache) })
+    ? createShared(config.cache.shared, { credential: credentialId(creds.rest), now: () => clock.now(), logger, windowMs: budgetWindowMs(config.upstream.budget), maxEntryLifetimeMs: maxEntryLifetimeMs(config.cache), cacheMaxBytes: config.cache.maxBytes, weight: budgetWeight })
     : undefined;
   const budget = new BudgetGovernor(config.upstream.budget, clock, shared?.budgetWindow, {
-    weight: (id) => clients.byId(id)?.budgetWeight ?? 1,
+    weight: budgetWeight,
     clients: () => clients.budgetClients,
   });
-  sizeShapedMemo(config.cache.maxBytes);
   const cache = new ResponseCache(config.cache, {
+    memo,
     credential: credentialId(creds.rest),
     now: () => clock.now(),
     pressure: (call) => budget.wouldWait(budgetClassOf(call)),
     onBackgroundError: (e, call) => logger.warn({ route: call.route.id, err: (e as Error).message }, 'background refresh failed'),
     shared: shared?.tier,
+    weight: budgetWeight,
   });
-  const metered = budgetSource(options.wrapSource ? options.wrapSource(rest) : rest, budget);
-  // Git mirrors (ARCHITECTURE §4): between the cache and the budget, and in front of the git proxy.
+  // Git mirrors: between the cache and the budget (REST), and in front of the git proxy (git).
   const mirrors = createMirrors(config.mirror, {
     stateDir: config.state.dir,
     apiUrl: config.upstream.apiUrl,
@@ -149,9 +159,33 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     mirrors.onInvalidatedTags(tags);
     dropClosedGrants(facts, tags);
   });
-  const behindCache = mirrors.source(metered);
-  const webhooks = createWebhooks(config, { clients: () => clients.clients, facts, cache, upstream: behindCache, budget, clock, logger, userAgent: `bitbucket-sidecar/${VERSION}` });
-  const source = learningSource(webhooks.observe(cache.wrap(behindCache)), facts);
+  // The warm refresher reads below the cache (it refreshes what the cache holds).
+  const webhooks = createWebhooks(config, { clients: () => clients.clients, facts, cache, upstream: (call, ctx) => sources.mirror(call, ctx), budget, clock, logger, userAgent: `bitbucket-sidecar/${VERSION}` });
+  /*
+   * The REST source stack, one layer per stage; each answers what it can and hands the rest down:
+   *
+   *   request pipeline (scope gate, shaping)
+   *   └ learn        scope facts from complete answers         src/scope/learn.ts
+   *     └ observe    repositories the warm refresher keeps     src/webhooks
+   *       └ cache    memory, then the shared Redis tier        src/cache
+   *         └ mirror answers from local git mirrors            src/mirror
+   *           └ budget      each client's share of the hour    src/upstream/budget-source.ts
+   *             └ hook      SidecarOptions.wrapSource (tests)
+   *               └ credential  a 401 to our credential: 502   src/upstream/credential-health.ts
+   *                 └ metrics   upstream calls by status       src/ops/metrics.ts
+   *                   └ upstream  Bitbucket                    src/upstream/source.ts
+   */
+  const sources = stackSources(upstreamSource(upstream), [
+    ['metrics', (inner) => countUpstreamCalls(inner, metrics, budgetClassOf)],
+    ['credential', (inner) => credentialSource(inner, credentialHealth, credentialName(config.upstream.auth))],
+    ['hook', (inner) => (options.wrapSource ? options.wrapSource(inner) : inner)], // tests only
+    ['budget', (inner) => budgetSource(inner, budget)],
+    ['mirror', (inner) => mirrors.source(inner)],
+    ['cache', (inner) => cache.wrap(inner)],
+    ['observe', (inner) => webhooks.observe(inner)],
+    ['learn', (inner) => learningSource(inner, facts, memo)],
+  ]);
+  const source = sources.learn;
   const gate = new ScopeGate(facts, source, config.cache.freshness.listSeconds * 1000);
   const git = createGitProxy({
     webUrl: config.upstream.webUrl,
@@ -160,6 +194,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     connectTimeoutMs: config.upstream.timeouts.connectMs,
     idleTimeoutMs: GIT_IDLE_TIMEOUT_MS,
     proxy: webProxy,
+    onUpstreamStatus: (status) => credentialHealth.note(status, 'upstream.gitAuth', `upstream.gitAuth (${creds.git.username})`),
     logger,
   });
   // Git through a fork grant is served from a repository holding only the PR's source branch (src/git/fork-repo.ts).
@@ -190,6 +225,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   metrics.trackCache(() => ({ bytes: cache.store.bytes, entries: cache.store.entries, maxBytes: cache.store.maxBytes }));
   shared?.registerMetrics(metrics.registry, METRIC_PREFIX);
   registerMirrorMetrics(metrics.registry, mirrors);
+  registerCacheShareMetrics(metrics.registry, cache, shared?.tier);
   metrics.trackWebhookQueue(() => webhooks.queueDepth());
   const opsEndpoints = {
     ready: async (opts?: { skip?: string[] }) => withRedisCheck(await readiness.check(opts), shared, opts),
@@ -216,10 +252,11 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     facts,
     gate,
     source,
+    memo,
     names,
     upstream: { api: config.upstream.apiUrl, web: config.upstream.webUrl },
     limits: { maxUrlLength: config.server.maxUrlLength, maxBodyBytes: config.server.maxBodyBytes },
-    handlers: { git: invalidateAfterPush(countGitBytes(forkGitHandler({ repos: forkRepos, logger }, mirrors.gitHandler(git.handler)), metrics), (tags) => cache.invalidateTags(tags)), oauth: oauth.handler, avatar: avatarHandler({ webUrl: config.upstream.webUrl, proxy: webProxy, ttlSeconds: config.cache.freshness.metadataSeconds }, () => clients), ...options.handlers },
+    handlers: { git: invalidateAfterPush(countGitBytes(forkGitHandler({ repos: forkRepos, logger }, mirrors.gitHandler(gitClientShare(git.handler, { requestsPerHour: config.mirror.gitRequestsPerHour, now }))), metrics), (tags) => cache.invalidateTags(tags)), oauth: oauth.handler, avatar: avatarHandler({ webUrl: config.upstream.webUrl, proxy: webProxy, ttlSeconds: config.cache.freshness.metadataSeconds }, () => clients), ...options.handlers },
     ops: (req: IncomingMessage, res: ServerResponse) => ops(req, res),
     logger,
     onFinished: (record, seconds) => metrics.observeRequest(record, seconds),
@@ -245,6 +282,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     },
     facts,
     upstream,
+    memo,
     cache,
     budget,
     shared,

@@ -36,6 +36,12 @@ export class OAuthIssuer {
     private readonly directory: () => ClientDirectory,
     private readonly ttlSeconds = 3600,
     private readonly now: () => number = Date.now,
+    /**
+     * Time the form body has to arrive once the head is in. The endpoint needs no sidecar token, so
+     * without it a stranger sending a byte now and then would hold a served slot for as long as
+     * `server.requestTimeoutMs` (minutes); the sidecar passes `server.headersTimeoutMs`.
+     */
+    private readonly bodyTimeoutMs = 20_000,
   ) {}
 
   authenticate(secret: string): Client | undefined {
@@ -70,29 +76,45 @@ export class OAuthIssuer {
     return this.issued.size;
   }
 
-  readonly handler: StreamHandler = async (req: IncomingMessage, res: ServerResponse) => {
+  readonly handler: StreamHandler = async (req: IncomingMessage, res: ServerResponse, ctx) => {
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       const data = Buffer.from(JSON.stringify(body));
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': data.length, 'cache-control': 'no-store', ...headers });
       res.end(data);
     };
     let form: URLSearchParams;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), this.bodyTimeoutMs)));
     try {
-      form = new URLSearchParams((await readBody(req, 8192)).toString('utf8'));
+      const body = await Promise.race([readBody(req, 8192), late]);
+      if (body === 'late') {
+        ctx.audit.decision = 'timeout';
+        req.pause();
+        return send(408, { error: 'invalid_request', error_description: 'The request body was not received in time' }, { connection: 'close' });
+      }
+      form = new URLSearchParams(body.toString('utf8'));
     } catch {
+      ctx.audit.decision = 'bad-request';
       return send(400, { error: 'invalid_request', error_description: 'Request body is too large or unreadable' });
+    } finally {
+      clearTimeout(timer);
     }
     const presented = parseAuthorization(req.headers.authorization);
     const key = presented.kind === 'basic' ? presented.username : form.get('client_id') ?? '';
     const secret = presented.kind === 'basic' ? presented.secret : form.get('client_secret') ?? '';
     const client = key && secret ? this.directory().authenticateConsumer(key, secret) : undefined;
     const state = client && this.directory().consumerState(key);
+    // The audit line tells a refused consumer from an issued token (the pipeline wrote 'delegated').
     if (!client || !state) {
+      ctx.audit.decision = 'unauthenticated';
       return send(401, { error: 'invalid_client', error_description: 'Invalid OAuth client credentials' }, { 'www-authenticate': 'Basic realm="Bitbucket.org HTTP"' });
     }
+    ctx.audit.client = client.id;
     if (form.get('grant_type') !== 'client_credentials') {
+      ctx.audit.decision = 'bad-request';
       return send(400, { error: 'unsupported_grant_type', error_description: 'Only grant_type=client_credentials is supported' });
     }
+    ctx.audit.decision = 'allow';
     const token = ISSUED_PREFIX + randomBytes(36).toString('base64url');
     this.prune(key);
     const digest = sha256Hex(token);

@@ -1,11 +1,10 @@
 import { errorAnswer } from '../respond/errors';
-import { memoMaxBytes, parseJsonBody, rememberParsedAs } from '../core/body-memo';
+import { memoMaxBytes, type BodyMemo } from '../core/body-memo';
 import type { ApiAnswer, ApiCall, Source } from '../core/call';
-import { BUDGET_REFUSED_HEADER } from '../upstream/budget-source';
 import { freshnessOf, isStorable, isUpstreamTrouble, lifetimeMs, DEFAULT_FRESHNESS, type Freshness, type FreshnessConfig } from './freshness';
 import { cacheKey, tagsChangedBy, tagsOf } from './key';
 import { cacheStatus, type CacheStatusParts } from '../core/cache-status';
-import { CacheStore, type Entry } from './store';
+import { CacheStore, entrySize, type Entry } from './store';
 import type { SharedTier } from './tier';
 
 /** The `cache:` configuration section. */
@@ -14,6 +13,11 @@ export interface CacheSettings {
   freshness: FreshnessConfig;
   staleWhileRevalidateSeconds: number;
   staleIfErrorSeconds: number;
+  /**
+   * A 404 whose entry (key, headers and body) would take more is not stored: a flood of distinct
+   * missing paths, each key as long as its path, must not fill the cache (0: no 404 is stored).
+   */
+  negativeMaxBytes: number;
 }
 
 export const DEFAULT_CACHE: CacheSettings = {
@@ -21,6 +25,7 @@ export const DEFAULT_CACHE: CacheSettings = {
   freshness: DEFAULT_FRESHNESS,
   staleWhileRevalidateSeconds: 30,
   staleIfErrorSeconds: 86_400,
+  negativeMaxBytes: 2048,
 };
 
 export interface CacheDeps {
@@ -36,6 +41,10 @@ export interface CacheDeps {
   onBackgroundError?: (error: unknown, call: ApiCall) => void;
   /** A second tier shared by several sidecars (`cache.shared.redis`); without it, memory only. */
   shared?: SharedTier;
+  /** The sidecar's body memo: the stored copy takes over the upstream body's parse. */
+  memo: BodyMemo;
+  /** A client's weight for its share of `cache.maxBytes` (clients[].budgetWeight; default 1). */
+  weight?: (client: string) => number;
 }
 
 export interface CacheStats {
@@ -65,6 +74,16 @@ interface Outcome {
   busy?: boolean;
 }
 
+/** Why an answer was not stored (the `cache_not_stored_total` metric). */
+export interface NotStored {
+  /** A 404 larger than `cache.negativeMaxBytes`. */
+  negativeTooLarge: number;
+  /** Larger than the client's share of `cache.maxBytes`. */
+  overShare: number;
+  /** Answered without an upstream call (a mirror, learned facts): kept in memory, never put in the shared tier. */
+  sharedLocal: number;
+}
+
 const REPOSITORY_FIELDS_MAINBRANCH = 'mainbranch.name';
 
 /**
@@ -82,17 +101,20 @@ export class ResponseCache {
   readonly store: CacheStore;
   readonly stats: CacheStats = { hits: 0, misses: 0, staleServed: 0, staleIfError: 0, revalidations: 0, collapsed: 0, stored: 0, derived: 0, writes: 0, invalidated: 0, shared: 0 };
   private readonly inflight = new Map<string, Promise<Outcome>>();
+  /** Misses the budget has let through, by cache key: any client's identical miss may share these. */
+  private readonly granted = new Map<string, Promise<Outcome>>();
   /** Invalidation sequence, per tag: an answer fetched before its tag was invalidated is stored invalidated. */
   private seq = 0;
   private readonly tagSeq = new Map<string, number>();
   private readonly now: () => number;
+  readonly notStored: NotStored = { negativeTooLarge: 0, overShare: 0, sharedLocal: 0 };
 
   constructor(
     readonly settings: CacheSettings,
     private readonly deps: CacheDeps,
   ) {
     this.now = deps.now ?? Date.now;
-    this.store = new CacheStore(settings.maxBytes, this.now, memoShare(settings.maxBytes));
+    this.store = new CacheStore(settings.maxBytes, this.now, memoShare(settings.maxBytes), deps.weight);
     deps.shared?.onInvalidation((tags) => {
       this.markInvalidated(tags);
       this.announce(tags);
@@ -116,7 +138,7 @@ export class ResponseCache {
   /** The cache stage in front of `inner` (budget → upstream). */
   wrap(inner: Source): Source {
     // A miss is charged to the client it was made for; the calls it shares (collapsed) are not.
-    return (call, ctx) => this.answer(call, ctx ? (c) => inner(c, ctx) : inner);
+    return (call, ctx) => this.answer(call, (c, more) => inner(c, more ? { ...ctx, ...more } : ctx), ctx?.client);
   }
 
   // --- invalidation API (webhook relay, our own writes) ----------------------------------------
@@ -234,21 +256,21 @@ export class ResponseCache {
 
   // --- the stage ---------------------------------------------------------------------------------
 
-  private async answer(call: ApiCall, inner: Source): Promise<ApiAnswer> {
+  private async answer(call: ApiCall, inner: Source, client?: string): Promise<ApiAnswer> {
     if (call.method !== 'GET' && call.method !== 'HEAD') return this.write(call, inner);
     const cls = freshnessOf(call);
     if (!cls) return inner(call);
 
     const key = cacheKey(call, this.deps.credential);
     const now = this.now();
-    let entry = this.store.get(key);
+    let entry = this.store.get(key, client);
     // The shared tier, unless the memory copy is fresh and recent enough to trust.
     let fromShared = false;
     const shared = this.deps.shared;
     if (shared && !(entry && now < entry.freshUntil && shared.trusts(entry, now))) {
       const found = await shared.get(key, tagsOf(call), entry);
       if (found && found !== entry) {
-        const stored = this.store.set(key, found);
+        const stored = this.store.set(key, found, client);
         if (stored) shared.adopt?.(found, stored);
         entry = stored ?? found;
         fromShared = true;
@@ -277,8 +299,8 @@ export class ResponseCache {
     }
 
     this.stats.misses++;
-    let { outcome, collapsed } = await this.fetch(key, call, cls, inner, false);
-    if (outcome.refused === 'background') ({ outcome, collapsed } = await this.fetch(key, call, cls, inner, false));
+    let { outcome, collapsed } = await this.fetch(key, call, cls, inner, false, client);
+    if (outcome.refused === 'background') ({ outcome, collapsed } = await this.fetch(key, call, cls, inner, false, client));
     if (collapsed) this.stats.collapsed++;
     if (outcome.shared && outcome.stored) {
       // Another sidecar made the call: its answer, as from the cache.
@@ -305,8 +327,7 @@ export class ResponseCache {
     }
     const answer = outcome.answer!;
     if (outcome.refused) {
-      const { [BUDGET_REFUSED_HEADER]: _internal, ...headers } = answer.headers;
-      return { ...answer, headers, cacheStatus: cacheStatus({ fwd, collapsed, detail: 'budget-refused' }), ageSeconds: 0 };
+      return { ...answer, cacheStatus: cacheStatus({ fwd, collapsed, detail: 'budget-refused' }), ageSeconds: 0 };
     }
     const stored = outcome.stored;
     return {
@@ -327,41 +348,62 @@ export class ResponseCache {
     }
   }
 
-  /** One upstream call per key at a time; later identical requests share its outcome. */
-  private async fetch(key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean): Promise<{ outcome: Outcome; collapsed: boolean }> {
-    const running = this.inflight.get(key);
+  /**
+   * One upstream call per key at a time; later identical requests share its outcome — another
+   * client's only once the budget has let the call through: a call still waits for its own client's
+   * share, and another client must not wait in that queue (or take its refusal) for an answer it
+   * could fetch now.
+   */
+  private async fetch(key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean, client?: string): Promise<{ outcome: Outcome; collapsed: boolean }> {
+    const flight = client === undefined ? key : `${key}\u0000${client}`;
+    const running = this.inflight.get(flight) ?? this.granted.get(key);
     if (running) return { outcome: await running, collapsed: true };
-    const p = this.deps.shared ? this.fetchShared(this.deps.shared, key, call, cls, inner, background) : this.callInner(key, call, cls, inner, background);
-    this.inflight.set(key, p);
+    let p: Promise<Outcome> | undefined;
+    let grantedEarly = false;
+    const share = () => {
+      if (p && !this.granted.has(key)) this.granted.set(key, p);
+    };
+    const granting: Source = (c, ctx) => inner(c, { ...ctx, onGranted: () => (p ? share() : (grantedEarly = true)) });
+    p = this.deps.shared ? this.fetchShared(this.deps.shared, key, call, cls, granting, background, client) : this.callInner(key, call, cls, granting, background, client);
+    if (grantedEarly) share();
+    this.inflight.set(flight, p);
     try {
       return { outcome: await p, collapsed: false };
     } finally {
-      this.inflight.delete(key);
+      this.inflight.delete(flight);
+      if (this.granted.get(key) === p) this.granted.delete(key);
       // No fetch is left that started before an invalidation: the sequence numbers are not needed.
       if (this.inflight.size === 0) this.tagSeq.clear();
     }
   }
 
   /** Single flight across sidecars: one of them calls, the others take its stored answer. */
-  private async fetchShared(shared: SharedTier, key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean): Promise<Outcome> {
+  private async fetchShared(shared: SharedTier, key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean, client?: string): Promise<Outcome> {
     const flight = await shared.begin(key, tagsOf(call), { wait: !background });
     if (flight.entry) {
-      const copy = this.store.set(key, flight.entry);
+      const copy = this.store.set(key, flight.entry, client);
       if (copy) shared.adopt?.(flight.entry, copy);
       const stored = copy ?? flight.entry;
       return { answer: { status: stored.status, headers: stored.headers, body: stored.body }, stored, shared: true };
     }
     if (flight.busy) return { refused: 'background', busy: true };
     let outcome: Outcome | undefined;
+    const replaces = this.store.peek(key);
     try {
-      outcome = await this.callInner(key, call, cls, inner, background);
+      outcome = await this.callInner(key, call, cls, inner, background, client);
       return outcome;
     } finally {
-      await flight.finish(outcome?.stored);
+      // Only what saved an upstream call goes to the shared tier: an answer this sidecar made
+      // itself (a mirror's, one built from learned facts) it can make again, and storing it for
+      // others would let a client fill Redis without spending any budget.
+      const stored = outcome?.stored;
+      const fromUpstream = outcome?.answer?.upstream === true;
+      if (stored && !fromUpstream) this.notStored.sharedLocal++;
+      await flight.finish(stored && fromUpstream ? stored : undefined, { owner: (stored && this.store.ownerOf(stored)) ?? client ?? '', replaces });
     }
   }
 
-  private async callInner(key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean): Promise<Outcome> {
+  private async callInner(key: string, call: ApiCall, cls: Freshness, inner: Source, background: boolean, client?: string): Promise<Outcome> {
     const startSeq = this.seq;
     let answer: ApiAnswer;
     try {
@@ -369,16 +411,25 @@ export class ResponseCache {
     } catch (error) {
       return { error };
     }
-    const refusedBy = answer.headers[BUDGET_REFUSED_HEADER];
+    const refusedBy = answer.budgetRefused;
     if (refusedBy) return { answer, refused: background ? 'background' : refusedBy };
     if (!isStorable(answer.status)) return { answer };
-    if (!wellFormed(answer)) return { answer: errorAnswer(502, 'Bitbucket sent an incomplete or corrupt response') };
-    const stored = this.store.set(key, this.makeEntry(call, cls, answer, startSeq));
-    if (!stored) return { answer };
+    if (!wellFormed(answer, this.deps.memo)) return { answer: errorAnswer(502, 'Bitbucket sent an incomplete or corrupt response') };
+    const entry = this.makeEntry(call, cls, answer, startSeq);
+    if (answer.status === 404 && entrySize(key, entry) > this.settings.negativeMaxBytes) {
+      this.notStored.negativeTooLarge++;
+      return { answer };
+    }
+    // A background refresh stores for whoever owned the entry (the store keeps its owner).
+    const stored = this.store.set(key, entry, background ? undefined : client);
+    if (!stored) {
+      this.notStored.overShare++;
+      return { answer };
+    }
     this.stats.stored++;
     // The stored copy's body answers this request too: what is derived from it now (the parse,
     // the shaped bytes, the learned facts) is what the hits that follow find in the memo.
-    rememberParsedAs(answer.body, stored.body);
+    this.deps.memo.rememberParsedAs(answer.body, stored.body);
     return { answer: { ...answer, body: stored.body }, stored };
   }
 
@@ -398,16 +449,18 @@ export class ResponseCache {
     const freshUntil = now + lifetimeMs(cls, answer.status, this.settings.freshness);
     const tags = tagsOf(call);
     const invalidated = tags.some((t) => (this.tagSeq.get(t) ?? 0) > startSeq) && !(cls === 'immutable' && answer.status === 200);
-    const { [BUDGET_REFUSED_HEADER]: _x, ...headers } = answer.headers;
+    const revalidateUntil = invalidated ? now : freshUntil + this.settings.staleWhileRevalidateSeconds * 1000;
+    // A 404 is kept no longer than it may be revalidated: no stale-if-error day for "not there".
+    const keepUntil = answer.status === 404 ? Math.max(revalidateUntil, freshUntil) : freshUntil + Math.max(this.settings.staleWhileRevalidateSeconds, this.settings.staleIfErrorSeconds) * 1000;
     return {
       status: answer.status,
-      headers,
+      headers: answer.headers,
       body: answer.body,
       freshness: cls,
       storedAt: now,
       freshUntil: invalidated ? now : freshUntil,
-      revalidateUntil: invalidated ? now : freshUntil + this.settings.staleWhileRevalidateSeconds * 1000,
-      keepUntil: freshUntil + Math.max(this.settings.staleWhileRevalidateSeconds, this.settings.staleIfErrorSeconds) * 1000,
+      revalidateUntil,
+      keepUntil,
       invalidated,
       tags,
     };
@@ -455,7 +508,7 @@ export class ResponseCache {
 
 /**
  * `cache.maxBytes` bounds all the memory answers take: what the memo derives from stored bodies
- * (parsed JSON, shaped bytes; src/respond/memo.ts) is part of it, the stored answers get the rest
+ * (parsed JSON, shaped bytes; src/core/body-memo.ts) is part of it, the stored answers get the rest
  * (58 of 64 MiB, 238 of 256). Small caches (tests) keep at least three quarters for answers.
  */
 function memoShare(maxBytes: number): number {
@@ -467,7 +520,7 @@ function memoShare(maxBytes: number): number {
  * way; storing it would serve the damage for the whole freshness lifetime. (The parse is the memo's:
  * learning and shaping use the same one.)
  */
-function wellFormed(answer: ApiAnswer): boolean {
+function wellFormed(answer: ApiAnswer, memo: BodyMemo): boolean {
   if (!/json/i.test(answer.headers['content-type'] ?? '')) return true;
-  return parseJsonBody(answer.body) !== undefined;
+  return memo.parse(answer.body) !== undefined;
 }

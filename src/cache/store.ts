@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Freshness } from './freshness';
+import { OwnerLedgers, type WeightOf } from './owners';
 
 /** One stored upstream answer, raw (before any per-client shaping). */
 export interface Entry {
@@ -79,10 +80,14 @@ function recordLength(e: Entry): number {
 /**
  * A stored entry: its body is a Buffer over the start of one exact-size allocation, and everything
  * else is read from (and the freshness times written to) the rest of it. The body Buffer is the same
- * object on every hit, so what the memo derived from it (src/respond/memo.ts) and the learned-at
+ * object on every hit, so what the memo derived from it (src/core/body-memo.ts) and the learned-at
  * mark (src/scope/learn.ts) serve every hit of the entry.
  */
 export class StoredEntry implements Entry {
+  /** The store's flat copy of the entry's key, and the client that stored it (src/cache/owners.ts). */
+  key = '';
+  owner = '';
+
   private constructor(readonly body: Buffer) {}
 
   static from(e: Entry): StoredEntry {
@@ -195,9 +200,17 @@ let lastHeaders: Record<string, string> = {};
  * Byte-bounded LRU of entries with a tag index for invalidation. Entries past `keepUntil` are
  * treated as absent and dropped when met; the byte bound (`cache.maxBytes`) evicts least recently
  * used entries first, so memory stays bounded whatever the key count.
+ *
+ * Each client holds at most its share of the bound (src/cache/owners.ts): a client storing past
+ * its share evicts its own least recently used entries, and when the whole cache is full the
+ * entries evicted are those of the client furthest past its share. So one client's flood of
+ * distinct answers never evicts another client's entries while that client is within its share.
  */
 export class CacheStore {
   private readonly lru: LRUCache<string, StoredEntry>;
+  private readonly owners: OwnerLedgers<StoredEntry>;
+  /** Entries evicted to keep a client within its share (`own`) or the cache within its bound (`other`). */
+  readonly evictions = { own: 0, other: 0 };
   /** Keys by tag. Most tags name one answer (a ref, a commit): those keep the key itself, not a Set of one (~300 bytes each). */
   private readonly byTag = new Map<string, string | Set<string>>();
 
@@ -209,15 +222,25 @@ export class CacheStore {
     readonly maxBytes: number,
     private readonly now: () => number,
     reservedBytes = 0,
+    weightOf: WeightOf = () => 1,
   ) {
+    this.owners = new OwnerLedgers<StoredEntry>(weightOf, (e) => entrySize(e.key, e));
     this.lru = new LRUCache<string, StoredEntry>({
       maxSize: Math.max(1024, maxBytes - reservedBytes),
       sizeCalculation: (e, key) => entrySize(key, e),
-      dispose: (e, key) => this.unindex(key, e),
+      dispose: (e, key) => {
+        this.owners.remove(e.owner, e);
+        this.unindex(key, e);
+      },
     });
   }
 
-  get(key: string): Entry | undefined {
+  /**
+   * The live entry for `key`. Read for `client` (another than its owner), the entry becomes the
+   * sidecar's own (''): it serves several clients, and its first client's flood of its own share
+   * must not evict what the others use. Such entries go only when the whole cache is full.
+   */
+  get(key: string, client?: string): Entry | undefined {
     const e = this.lru.get(key);
     if (!e) return undefined;
     const now = this.now();
@@ -225,6 +248,11 @@ export class CacheStore {
       this.lru.delete(key);
       return undefined;
     }
+    if (client !== undefined && e.owner !== '' && e.owner !== client) {
+      this.owners.remove(e.owner, e);
+      e.owner = '';
+      this.owners.add('', e);
+    } else this.owners.touch(e.owner, e);
     // The clock went back (an NTP step, a restored VM): an answer stored "in the future" would
     // otherwise stay fresh for as long as the jump. It is stale now, still usable as a fallback.
     if (e.storedAt > now + CLOCK_STEP_TOLERANCE_MS) {
@@ -241,15 +269,23 @@ export class CacheStore {
   }
 
   /**
-   * Stores a copy of `e` (one allocation, see StoredEntry) and returns it: the stored entry is what
-   * later reads return, with its own body Buffer. Undefined when larger than the whole cache allows.
+   * Stores a copy of `e` (one allocation, see StoredEntry) for `owner` (the client whose request
+   * brought it; default: whoever owned the key before, else the sidecar) and returns it: the stored
+   * entry is what later reads return, with its own body Buffer. Undefined when larger than the
+   * owner's share allows.
    */
-  set(key: string, e: Entry): StoredEntry | undefined {
+  set(key: string, e: Entry, owner?: string): StoredEntry | undefined {
     const stored = StoredEntry.from(e);
     // One flat copy of the key is kept (see `flat`); tags live in the record and, once each, in the index.
     key = flat(key);
+    const before = this.lru.peek(key);
+    stored.key = key;
+    // A key another client stored before serves both: it becomes the sidecar's own (see `get`).
+    stored.owner = owner === undefined ? (before?.owner ?? '') : before && before.owner !== owner ? '' : owner;
+    if (!this.makeRoom(stored, before)) return undefined;
     this.lru.set(key, stored);
     if (this.lru.peek(key) !== stored) return undefined;
+    this.owners.add(stored.owner, stored);
     for (const t of e.tags) {
       const keys = this.byTag.get(t);
       if (keys === undefined) this.byTag.set(flat(t), key);
@@ -267,6 +303,46 @@ export class CacheStore {
   clear(): void {
     this.lru.clear();
     this.byTag.clear();
+    this.owners.clear();
+  }
+
+  /** The client an entry returned by this store belongs to ('' the sidecar's own). */
+  ownerOf(e: Entry): string | undefined {
+    return e instanceof StoredEntry ? e.owner : undefined;
+  }
+
+  /** Bytes each client's entries take (metrics). */
+  usage(): { owner: string; bytes: number; entries: number }[] {
+    return this.owners.usage();
+  }
+
+  /**
+   * Evicts so that `e` fits: first the owner's own entries beyond its share, then, while the whole
+   * cache is full, those of the owner furthest past its share. False when `e` alone exceeds the share.
+   */
+  private makeRoom(e: StoredEntry, before: StoredEntry | undefined): boolean {
+    const size = entrySize(e.key, e);
+    const total = this.lru.maxSize;
+    // The sidecar's own entries (those several clients use) are bounded by the whole cache only:
+    // capped at a share they would thrash while the rest stood empty.
+    const cap = e.owner === '' ? total : this.owners.capOf(e.owner, total);
+    if (size > cap) return false;
+    const freed = (o: string) => (before && before.owner === o ? entrySize(before.key, before) : 0);
+    while (this.owners.bytesOf(e.owner) - freed(e.owner) + size > cap) {
+      const k = this.owners.oldestOf(e.owner, e.key);
+      if (k === undefined) break;
+      this.lru.delete(k);
+      this.evictions.own++;
+    }
+    while (this.lru.calculatedSize - (before ? entrySize(before.key, before) : 0) + size > total) {
+      const victim = this.owners.mostOverShare(total, e.owner);
+      const k = victim === undefined ? undefined : this.owners.oldestOf(victim, e.key);
+      if (k === undefined) break;
+      this.lru.delete(k);
+      if (victim === e.owner) this.evictions.own++;
+      else this.evictions.other++;
+    }
+    return true;
   }
 
   /** Keys of live entries carrying any of `tags`. */

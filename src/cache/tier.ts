@@ -39,6 +39,10 @@ export interface SharedTier {
 export interface SharedFlight {
   entry?: Entry;
   busy?: boolean;
-  /** Stores this sidecar's answer (when storable) for all, releases the lock and wakes waiters. Never throws. */
-  finish(stored: Entry | undefined): Promise<void>;
+  /**
+   * Stores this sidecar's answer (when storable) for all, releases the lock and wakes waiters.
+   * `owner` is the client the answer is stored for (its share of what this sidecar keeps in the
+   * tier), `replaces` the memory copy the answer replaces (its bytes are no longer counted). Never throws.
+   */
+  finish(stored: Entry | undefined, options?: { owner: string; replaces?: Entry }): Promise<void>;
 }

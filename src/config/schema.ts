@@ -59,7 +59,7 @@ const scopeRule = z
   })
   .strict();
 
-// Webhook relay, state directory and warm refresher (README "Webhook relay"; src/webhooks/).
+// Webhook relay, state directory and warm refresher (docs/webhooks.md; src/webhooks/).
 /** Jenkins' hook URL: the plugin refuses a Cloud delivery that carries a `server_url` query parameter. */
 const hookUrl = httpUrl.refine((u) => !new URL(u).searchParams.has('server_url'), 'must not carry a server_url query parameter (Jenkins would not treat the delivery as Bitbucket Cloud)');
 const WEBHOOK_QUEUE_DEFAULTS = { maxEntries: 10_000, retryMinSeconds: 1, retryMaxSeconds: 300, timeoutSeconds: 10, maxAgeSeconds: 7 * 86_400, dedupSeconds: 86_400, dedupMaxEntries: 100_000 };
@@ -153,7 +153,7 @@ const client = z
   .refine((c) => c.token || c.tokens || c.oauth, { message: 'needs token, tokens or oauth' })
   .refine((c) => c.scope.length > 0 || c.permissions.every((p) => p === 'ops:read'), { message: 'an empty scope is only for a client whose permissions are [ops:read]', path: ['scope'] });
 
-// Cache and budget (README "Configuration reference: cache and budget"). Defaults live in
+// Cache and budget (docs/configuration.md, cache and budget). Defaults live in
 // src/cache/cache.ts and src/upstream/budget.ts.
 const seconds = z.number().int().min(0).max(30 * 86_400);
 const share = z.number().min(0).max(1);
@@ -165,7 +165,7 @@ const freshnessSchema = z
     notFoundSeconds: seconds.default(60),
   })
   .strict();
-// Several sidecars sharing cache, coalescing and budget (README "Several sidecars (Redis)";
+// Several sidecars sharing cache, coalescing and budget (docs/several-sidecars.md;
 // src/cache/shared/).
 const SHARED = SHARED_DEFAULTS;
 const redisSchema = z
@@ -211,6 +211,8 @@ const sharedSchema = z
     lockTtlMs: z.number().int().min(100).max(600_000).default(SHARED.lockTtlMs),
     lockWaitMs: z.number().int().min(0).max(600_000).default(SHARED.lockWaitMs),
     fallbackBudgetShare: z.number().min(0).max(1).default(SHARED.fallbackBudgetShare),
+    // Default: cache.maxBytes (src/sidecar.ts).
+    maxBytes: byteSize.refine((n) => n >= 64 * 1024, 'must be at least 64KiB').optional(),
   })
   .strict();
 const cacheSchema = z
@@ -219,6 +221,7 @@ const cacheSchema = z
     freshness: freshnessSchema.default({ immutableSeconds: 86_400, metadataSeconds: 300, listSeconds: 30, notFoundSeconds: 60 }),
     staleWhileRevalidateSeconds: seconds.default(30),
     staleIfErrorSeconds: seconds.default(86_400),
+    negativeMaxBytes: byteSize.refine((n) => n <= 1024 ** 2, 'must be at most 1MiB').default(2048),
     shared: sharedSchema.optional(),
   })
   .strict()
@@ -227,6 +230,7 @@ const cacheSchema = z
     freshness: { immutableSeconds: 86_400, metadataSeconds: 300, listSeconds: 30, notFoundSeconds: 60 },
     staleWhileRevalidateSeconds: 30,
     staleIfErrorSeconds: 86_400,
+    negativeMaxBytes: 2048,
   });
 const BUDGET_DEFAULTS = {
   repositoryRequestsPerHour: 1000,
@@ -252,9 +256,9 @@ const budgetSchema = z
   .strict()
   .default(BUDGET_DEFAULTS);
 
-// Git mirror (README "Git mirror"; src/mirror/). Off unless enabled: it needs disk (a persistent
+// Git mirror (docs/mirror.md; src/mirror/). Off unless enabled: it needs disk (a persistent
 // volume sized by maxBytes), `git` in the image, and its answers differ from Bitbucket's in fields
-// the plugin does not read (README lists them).
+// the plugin does not read (docs/mirror.md lists them).
 const MIRROR_DEFAULTS = {
   enabled: false,
   maxBytes: 10 * 1024 ** 3,
@@ -265,6 +269,10 @@ const MIRROR_DEFAULTS = {
   concurrency: 4,
   gitRequestsPerHour: 60_000,
   backgroundShare: 0.5,
+  // Memory beside cache.maxBytes: parsed objects, rev-list pages, repository objects (src/mirror/memory.ts).
+  memoryBytes: 16 * 1024 ** 2,
+  maxConcurrentWalks: 4,
+  maxWalkCommits: 10_000,
   workspaces: {},
 };
 const mirrorSchema = z
@@ -279,6 +287,9 @@ const mirrorSchema = z
     concurrency: z.number().int().min(1).max(64).default(MIRROR_DEFAULTS.concurrency),
     gitRequestsPerHour: z.number().int().min(1).default(MIRROR_DEFAULTS.gitRequestsPerHour),
     backgroundShare: share.default(MIRROR_DEFAULTS.backgroundShare),
+    memoryBytes: byteSize.pipe(z.number().min(1024 ** 2)).default(MIRROR_DEFAULTS.memoryBytes),
+    maxConcurrentWalks: z.number().int().min(1).max(64).default(MIRROR_DEFAULTS.maxConcurrentWalks),
+    maxWalkCommits: z.number().int().min(100).max(1_000_000).default(MIRROR_DEFAULTS.maxWalkCommits),
     workspaces: z
       .record(z.string().regex(/^[A-Za-z0-9._-]+$/, 'must be a workspace slug'), z.object({ enabled: z.boolean() }).strict())
       .transform((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k.toLowerCase(), v])))

@@ -1,6 +1,6 @@
 /**
- * The `cache.shared` configuration section, resolved (src/config/schema.ts validates it; README
- * "Several sidecars (Redis)" documents every key).
+ * The `cache.shared` configuration section, resolved (src/config/schema.ts validates it;
+ * docs/several-sidecars.md documents every key).
  */
 export interface SharedSettings {
   redis: RedisSettings;
@@ -14,6 +14,11 @@ export interface SharedSettings {
   lockWaitMs: number;
   /** While Redis is unreachable, each sidecar spends at most this share of every hourly limit alone. */
   fallbackBudgetShare: number;
+  /**
+   * Bytes of answers this sidecar keeps in Redis (counted from its writes until they expire),
+   * divided among clients like `cache.maxBytes`; default `cache.maxBytes`.
+   */
+  maxBytes?: number;
 }
 
 export interface RedisSettings {

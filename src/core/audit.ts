@@ -7,6 +7,8 @@ export interface AuditRecord {
   decision: string;
   cache?: string;
   upstreamStatus?: number;
+  /** No usable answer came from Bitbucket: what went wrong instead (`ENOTFOUND`, `timeout`, …). */
+  upstreamError?: string;
   status?: number;
   /** Milliseconds from the request head to the end of the answer. */
   ms?: number;

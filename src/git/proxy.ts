@@ -26,6 +26,8 @@ export interface GitProxySettings {
   idleTimeoutMs: number;
   /** The outbound proxy for the web origin (see upstream/proxy.ts). */
   proxy?: OutboundProxy;
+  /** Sees every status Bitbucket answers (credential health). */
+  onUpstreamStatus?: (status: number) => void;
   logger: Logger;
 }
 
@@ -47,7 +49,7 @@ export interface GitProxy {
 }
 
 /**
- * The git smart-HTTP leg (ARCHITECTURE §3, "The git path"): runs after authentication and the
+ * The git smart-HTTP leg (docs/architecture.md): runs after authentication and the
  * scope gate and streams the request to Bitbucket's web host with http-proxy-middleware.
  *
  * - The upstream URL is rebuilt from the canonical call (`gitTarget`); the client's path is never used.
@@ -114,6 +116,7 @@ export function createGitProxy(settings: GitProxySettings): GitProxy {
   function onProxyRes(proxyRes: IncomingMessage, req: IncomingMessage, res: ServerResponse): void {
     const f = inflight.get(req);
     const status = proxyRes.statusCode ?? 502;
+    settings.onUpstreamStatus?.(status);
     if (f) f.ctx.audit.upstreamStatus = status;
     if (!f || f.clientGone || res.destroyed) return void proxyRes.destroy();
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BodyMemo } from '../core/body-memo';
 import type { Logger } from 'pino';
 import type { ApiAnswer, Method, Source } from '../core/call';
 import type { AuditRecord } from '../core/audit';
@@ -24,7 +25,8 @@ import { recentTargets } from './recent-targets';
 import { followRedirects } from './redirects';
 
 const METHODS = new Set<Method>(['GET', 'HEAD', 'POST', 'PUT', 'DELETE']);
-const OPS_REFUSALS: Record<number, string> = { 401: 'unauthenticated', 403: 'forbidden', 404: 'no-route' };
+/** Refusals of `/_sidecar/*`, the webhook door's included (413 too large, 408 too slow, 503 busy). */
+const OPS_REFUSALS: Record<number, string> = { 400: 'bad-request', 401: 'unauthenticated', 403: 'forbidden', 404: 'no-route', 408: 'timeout', 413: 'too-large', 415: 'bad-request', 503: 'busy' };
 
 export interface PipelineDeps {
   /** The current clients; a configuration reload swaps the directory. */
@@ -34,6 +36,8 @@ export interface PipelineDeps {
   facts: ScopeFacts;
   gate: ScopeGate;
   source: Source;
+  /** The sidecar's body memo (shaping and narrowed listings read parses from it). */
+  memo: BodyMemo;
   names: FaceNames;
   upstream: { api: string; web: string };
   limits: { maxUrlLength: number; maxBodyBytes: number };
@@ -61,7 +65,8 @@ export function createPipeline(deps: PipelineDeps) {
       // Operations endpoints are audited only when they refuse (a stranger reading metrics, say).
       if (record.route === 'ops') {
         const refusal = OPS_REFUSALS[res.statusCode];
-        if (!refusal) return;
+        // A readiness probe answering 503 (not ready) refuses nobody.
+        if (!refusal || (res.statusCode === 503 && /^\/_sidecar\/ready\/?$/i.test((req.url ?? '').split('?')[0]))) return;
         record.decision = refusal;
       }
       // Refusals name what was asked (allowed requests carry the upstream path already).
@@ -98,6 +103,9 @@ export function createPipeline(deps: PipelineDeps) {
     const face = selectFace(host, target.segments[0], deps.names);
     if (face === 'ops') {
       record.route = 'ops';
+      // A refusal's audit line names the client whose token was presented (403 without ops:read).
+      const presented = parseAuthorization(req.headers.authorization);
+      if (presented.kind === 'basic' || presented.kind === 'bearer') record.client = (deps.clients().authenticate(presented.secret) ?? deps.authenticateIssued?.(presented.secret))?.id;
       return deps.ops(req, res);
     }
     if (!METHODS.has(method)) {
@@ -188,14 +196,16 @@ export function createPipeline(deps: PipelineDeps) {
 
     const listing = match.route.shape === 'repository-listing' && isNarrowed(client!, verdict.call.params.ws!);
     let answer: ApiAnswer = listing
-      ? await visibleListing(verdict.call, client!, deps.source, deps.upstream.api)
+      ? await visibleListing(verdict.call, client!, deps.source, deps.upstream.api, deps.memo)
       : await followRedirects(verdict.call, deps.source, async (next) => {
           const again = await deps.gate.admit(client!, next.match, 'GET', next.target.query);
           return again.ok ? again.call : undefined;
         }, deps.upstream.api, { client: client!.id });
     record.cache = answer.cacheStatus;
-    record.upstreamStatus = answer.status;
-    answer = shapeAnswer(answer, verdict.call, client!, deps.facts, bases);
+    // A budget refusal made no call: it has no upstream status (the cache detail says budget-refused).
+    if (answer.upstreamError !== undefined) record.upstreamError = answer.upstreamError;
+    else if (answer.budgetRefused === undefined) record.upstreamStatus = answer.status;
+    answer = shapeAnswer(answer, verdict.call, client!, deps.facts, bases, deps.memo);
     writeAnswer(res, answer, head);
   }
 }

@@ -19,7 +19,11 @@ import { attributesFor, COMMITS_PAGE, envelope, mimetypeFor, pageHref, REFS_PAGE
 /** The capabilities (named by the route table's `mirror` field) computed here from one mirror. */
 const FROM_MIRROR: ReadonlySet<MirrorCapability | undefined> = new Set<MirrorCapability>(['branch-list', 'branch-one', 'tag-list', 'tag-one', 'commit-one', 'commit-range', 'source']);
 
-/** Raw file answers larger than this are left to upstream (they would also crowd the cache). */
+/**
+ * Raw file answers larger than this are left to upstream (they would also crowd the cache); the
+ * manager lowers it to `mirror.memoryBytes / mirror.maxConcurrentWalks`, so the file contents read
+ * at once stay within one `memoryBytes`.
+ */
 export const MAX_CONTENT_BYTES = 32 * 1024 ** 2;
 
 const HEX = /^[0-9a-f]{7,40}$/i;
@@ -85,6 +89,10 @@ export interface AnswerContext {
   reader: MirrorReader;
   render: MirrorRenderer;
   apiUrl: string;
+  /** `mirror.maxWalkCommits`: commit-list pages ending deeper than this go upstream. */
+  maxWalkCommits: number;
+  /** Raw files larger than this go upstream. */
+  maxContentBytes: number;
 }
 
 /** Computes the answer of a planned call from the mirror. */
@@ -151,11 +159,18 @@ export async function answer(call: ApiCall, ctx: AnswerContext): Promise<Outcome
           into.push(sha);
         }
       }
-      const hashes = await reader.revList(include, exclude);
-      return page(hashes, COMMITS_PAGE, async (h) => {
-        const c = await reader.commit(h);
-        return c && render.commit(c);
-      });
+      // Only the page asked for (and one more id, to know whether a next page exists) comes from git.
+      const skip = (p.page - 1) * p.pagelen;
+      if (skip + p.pagelen > ctx.maxWalkCommits) return { kind: 'defer', reason: 'walk-depth' };
+      const hashes = await reader.revListPage(include, exclude, skip, p.pagelen + 1);
+      const values = await Promise.all(
+        hashes.slice(0, p.pagelen).map(async (h) => {
+          const c = await reader.commit(h);
+          return c && render.commit(c);
+        }),
+      );
+      if (values.some((v) => v === undefined)) return { kind: 'defer', reason: 'object missing' };
+      return json(envelope(values, skip + hashes.length, p.page, p.pagelen, COMMITS_PAGE, link));
     }
     case 'source':
       return src(call, ctx, page);
@@ -242,7 +257,7 @@ async function src(call: ApiCall, ctx: AnswerContext, page: Pager): Promise<Outc
   if (entry.kind === 'commit') return notFound(`No such file or directory: ${path}`);
   const size = await reader.blobSize(entry.sha);
   if (size === undefined) return { kind: 'defer', reason: 'object missing' };
-  if (size > MAX_CONTENT_BYTES) return { kind: 'defer', reason: 'large file' };
+  if (size > ctx.maxContentBytes) return { kind: 'defer', reason: 'large file' };
   const content = await reader.blob(entry.sha);
   if (!content) return { kind: 'defer', reason: 'object missing' };
   return { kind: 'answer', answer: { status: 200, headers: { 'content-type': 'text/plain' }, body: content } };

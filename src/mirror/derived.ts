@@ -1,5 +1,5 @@
 /**
- * Derived single-repository answers (ARCHITECTURE §4 "Git mirror"): `GET /2.0/repositories/{ws}/{repo}`
+ * Derived single-repository answers (docs/mirror.md): `GET /2.0/repositories/{ws}/{repo}`
  * and `…/{repo}/?fields=mainbranch.name` from the workspace listing the scan fetched moments before.
  * A listing page's `values` are the very repository objects Bitbucket returns for one repository,
  * so an organisation scan needs no per-repository call for them.
@@ -13,19 +13,12 @@
  */
 import { upstreamPath } from '../routes/call';
 import type { ApiAnswer, ApiCall, Source } from '../core/call';
-import { BoundedMap } from './objects';
+import type { ByteTable, RepositoryRecord } from './memory';
 
 const MAINBRANCH = 'mainbranch.name';
 const JSON_TYPE = { 'content-type': 'application/json; charset=utf-8' };
 
-interface Known {
-  /** The repository object, serialized as Bitbucket sent it. */
-  body: string;
-  parsed: Record<string, unknown>;
-  learnedAt: number;
-  /** The listing page it came from (fetched again when the object is too old). */
-  page?: ApiCall;
-}
+type Known = RepositoryRecord;
 
 export interface DerivedStats {
   answered: number;
@@ -34,7 +27,6 @@ export interface DerivedStats {
 }
 
 export class RepositoryIndex {
-  private readonly known = new BoundedMap<string, Known>(200_000);
   private readonly pageFetches = new Map<string, Promise<void>>();
   readonly stats: DerivedStats = { answered: 0, pageRefreshes: 0, misses: 0 };
 
@@ -42,6 +34,8 @@ export class RepositoryIndex {
     private readonly now: () => number,
     /** `cache.freshness.metadataSeconds`: how long a repository object is served without asking. */
     private readonly maxAgeMs: number,
+    /** Byte-bounded (a share of `mirror.memoryBytes`); only the serialized object is kept. */
+    private readonly known: ByteTable<Known>,
   ) {}
 
   /** Learns from an upstream answer on its way to the cache. */
@@ -65,23 +59,25 @@ export class RepositoryIndex {
       if (r.type !== 'repository' || typeof r.full_name !== 'string') return;
       const full = r.full_name.toLowerCase();
       if (ws && full.split('/')[0] !== ws) return;
+      const main = (r.mainbranch as { name?: unknown } | null | undefined)?.name;
       this.known.delete(full);
-      this.known.set(full, { body: JSON.stringify(r), parsed: r, learnedAt: at, page });
+      this.known.set(full, { body: JSON.stringify(r), mainBranch: typeof main === 'string' ? main : undefined, learnedAt: at, page });
     };
-    if (object) return remember(json, this.known.get(`${call.params.ws}/${call.params.repo}`)?.page);
+    if (object) return remember(json, this.known.peek(`${call.params.ws}/${call.params.repo}`)?.page);
     const values = (json as { values?: unknown }).values;
-    if (Array.isArray(values)) for (const v of values) remember(v, { ...call, background: undefined });
+    const page = { ...call, background: undefined };
+    if (Array.isArray(values)) for (const v of values) remember(v, page);
   }
 
   /** The repository object if known at all (for `repository` inside mirror-served commits). */
   peek(ws: string, repo: string): Record<string, unknown> | undefined {
-    return this.known.get(`${ws}/${repo}`)?.parsed;
+    const k = this.known.get(`${ws}/${repo}`);
+    return k && (JSON.parse(k.body) as Record<string, unknown>);
   }
 
   /** The main branch if known (a mirror's HEAD follows it). */
   mainBranch(ws: string, repo: string): string | undefined {
-    const m = (this.peek(ws, repo)?.mainbranch as { name?: unknown } | undefined)?.name;
-    return typeof m === 'string' ? m : undefined;
+    return this.known.peek(`${ws}/${repo}`)?.mainBranch;
   }
 
   forgetRepository(ws: string, repo: string): void {
@@ -112,8 +108,8 @@ export class RepositoryIndex {
     }
     this.stats.answered++;
     if (fields.length === 0) return { status: 200, headers: { ...JSON_TYPE }, body: Buffer.from(k.body) };
-    const name = (k.parsed.mainbranch as { name?: unknown } | null | undefined)?.name;
-    if (typeof name !== 'string') return undefined;
+    const name = k.mainBranch;
+    if (name === undefined) return undefined;
     return { status: 200, headers: { ...JSON_TYPE }, body: Buffer.from(JSON.stringify({ mainbranch: { name } })) };
   }
 

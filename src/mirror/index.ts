@@ -1,5 +1,5 @@
 /**
- * Git mirrors (ARCHITECTURE §4 "Git mirror"; README "Git mirror"): local bare mirrors of in-scope
+ * Git mirrors (docs/mirror.md): local bare mirrors of in-scope
  * repositories that answer refs, commits and `src` without REST calls, derived repository objects
  * from the workspace listing, and clones served from the mirror.
  *
@@ -54,18 +54,21 @@ export function createMirrors(config: MirrorConfig, deps: MirrorDeps): Mirrors {
   const now = deps.now ?? Date.now;
   const settings: MirrorSettings = { ...config, dir: config.dir ?? join(deps.stateDir, 'mirrors') };
   const budget = new GitBudget({ requestsPerHour: settings.gitRequestsPerHour, backgroundShare: settings.backgroundShare }, now);
-  const index = new RepositoryIndex(now, deps.metadataSeconds * 1000);
+  // The index is built after the manager (it uses the manager's memory); HEAD-following asks it later.
+  let indexOf: RepositoryIndex | undefined;
   const manager = new MirrorManager(settings, {
     webUrl: deps.webUrl,
     gitAuthorization: deps.gitAuthorization,
     proxy: deps.proxy,
     inScope: deps.inScope,
-    mainBranch: (ws, repo) => index.mainBranch(ws, repo),
+    mainBranch: (ws, repo) => indexOf?.mainBranch(ws, repo),
     budget,
     logger: deps.logger,
     now,
     onSpawn: deps.onSpawn,
   });
+  const index = new RepositoryIndex(now, deps.metadataSeconds * 1000, manager.memory.repositories);
+  indexOf = index;
   const stats: SourceStats = { answered: {}, upstream: {} };
   const git: UploadPackStats = { infoRefs: 0, uploadPacks: 0, upstream: 0 };
   const bases = { apiUrl: deps.apiUrl.replace(/\/+$/, ''), webUrl: deps.webUrl.replace(/\/+$/, '') };

@@ -18,8 +18,11 @@ import type { Logger } from 'pino';
 import type { GitBudget } from './budget';
 import type { OutboundProxy } from '../upstream/proxy';
 import { gitError, runGit, upstreamGitConfig } from './git-run';
+import { MAX_CONTENT_BYTES } from './answers';
+import { MirrorMemory } from './memory';
 import { ReaderPool } from './objects';
 import { MirrorReader } from './reader';
+import { WalkSlots } from './walks';
 
 export interface MirrorSettings {
   enabled: boolean;
@@ -40,7 +43,17 @@ export interface MirrorSettings {
   /** Share of the git budget scheduled refreshes may use. */
   backgroundShare: number;
   workspaces: Record<string, { enabled: boolean }>;
+  /** Bytes all mirror memory tables may hold together (MIRROR_MEMORY_DEFAULTS when absent). */
+  memoryBytes?: number;
+  /** Answers computed from mirrors at once. */
+  maxConcurrentWalks?: number;
+  /** Commit-list pages ending deeper than this many commits go upstream. */
+  maxWalkCommits?: number;
 }
+
+export const MIRROR_MEMORY_DEFAULTS = { memoryBytes: 16 * 1024 ** 2, maxConcurrentWalks: 4, maxWalkCommits: 10_000 } as const;
+/** Requests that may wait for a walk slot, per slot. */
+const QUEUED_PER_WALK = 16;
 
 
 /** Git requests a clone or fetch costs (protocol v0: info/refs + one upload-pack). */
@@ -50,6 +63,14 @@ const TOO_LARGE_HOLD_MS = 60 * 60_000;
 /** Mirrors unused this long are not refreshed on the schedule. */
 const IDLE_MS = 24 * 60 * 60_000;
 const SLUG = /^[a-z0-9._-]{1,128}$/;
+/**
+ * Repository states kept without a mirror on disk (asked about, never cloned or since deleted):
+ * a client scoped to a whole workspace can name any repository in it, so these are forgotten,
+ * oldest first, beyond this count (their retry backoff with them; the git budget still applies).
+ */
+export const MAX_IDLE_STATES = 10_000;
+/** Mirrors this large get a commit-graph after each fetch; smaller histories are cheap to walk without. */
+const COMMIT_GRAPH_MIN_BYTES = 1024 ** 2;
 
 export interface MirrorState {
   ws: string;
@@ -62,7 +83,7 @@ export interface MirrorState {
   markSeq: number;
   /** `markSeq` when the last successful fetch started. */
   syncedSeq: number;
-  /** Bumped after every fetch (refs are read again) and deletion. */
+  /** Renewed after every fetch (refs are read again) and deletion; unique across all mirrors and states. */
   generation: number;
   syncing?: Promise<boolean>;
   /** Invalidated while a fetch ran: fetch again after it. */
@@ -144,12 +165,20 @@ export class MirrorManager {
   private readonly states = new Map<string, MirrorState>();
   private readonly pool = new ReaderPool();
   private readonly slots: Slots;
+  /** Parsed objects, rev-list pages and repository objects, bounded in bytes (`mirror.memoryBytes`). */
+  readonly memory: MirrorMemory;
+  /** Answers computed from mirrors at once (`mirror.maxConcurrentWalks`). */
+  readonly walks: WalkSlots;
+  readonly maxWalkCommits: number;
+  /** Raw files larger than this are read from upstream (every walk slot may hold one). */
+  readonly maxContentBytes: number;
   private readonly abort = new AbortController();
   private readonly now: () => number;
   private readonly log: Logger;
   private timer?: NodeJS.Timeout;
   private readonly ready: Promise<void>;
   private closed = false;
+  private generations = 0;
 
   constructor(
     readonly settings: MirrorSettings,
@@ -158,6 +187,11 @@ export class MirrorManager {
     this.now = deps.now ?? Date.now;
     this.log = deps.logger.child({ component: 'mirror' });
     this.slots = new Slots(Math.max(1, settings.concurrency));
+    this.memory = new MirrorMemory(settings.memoryBytes ?? MIRROR_MEMORY_DEFAULTS.memoryBytes);
+    const walks = Math.max(1, settings.maxConcurrentWalks ?? MIRROR_MEMORY_DEFAULTS.maxConcurrentWalks);
+    this.walks = new WalkSlots(walks, walks * QUEUED_PER_WALK);
+    this.maxWalkCommits = settings.maxWalkCommits ?? MIRROR_MEMORY_DEFAULTS.maxWalkCommits;
+    this.maxContentBytes = Math.min(MAX_CONTENT_BYTES, Math.floor(this.memory.maxBytes / walks));
     this.ready = settings.enabled ? this.scanDisk() : Promise.resolve();
   }
 
@@ -194,10 +228,30 @@ export class MirrorManager {
     const key = `${ws}/${repo}`;
     let st = this.states.get(key);
     if (!st) {
-      st = { ws, repo, dir: join(this.settings.dir, 'repos', ws, `${repo}.git`), exists: false, markSeq: 0, syncedSeq: 0, generation: 0, again: false, failures: 0, retryAt: 0, lastUsed: 0, bytes: 0, busy: 0, tooLargeUntil: 0 };
+      st = { ws, repo, dir: join(this.settings.dir, 'repos', ws, `${repo}.git`), exists: false, markSeq: 0, syncedSeq: 0, generation: this.nextGeneration(), again: false, failures: 0, retryAt: 0, lastUsed: 0, bytes: 0, busy: 0, tooLargeUntil: 0 };
       this.states.set(key, st);
+      if (this.states.size > MAX_IDLE_STATES) this.forgetIdleStates(st);
     }
     return st;
+  }
+
+  /** Drops states with nothing on disk and nothing running, oldest first, down to 90 % of the bound. */
+  private forgetIdleStates(keep: MirrorState): void {
+    const target = Math.floor(MAX_IDLE_STATES * 0.9);
+    for (const [key, st] of this.states) {
+      if (this.states.size <= target) return;
+      if (st === keep || st.exists || st.syncing || st.busy > 0) continue;
+      this.states.delete(key);
+    }
+  }
+
+  /** How many repository states are known (tests: the table stays bounded). */
+  get stateCount(): number {
+    return this.states.size;
+  }
+
+  private nextGeneration(): number {
+    return ++this.generations;
   }
 
   /** The existing mirror's state, without creating one. */
@@ -206,7 +260,7 @@ export class MirrorManager {
   }
 
   reader(st: MirrorState): MirrorReader {
-    if (!st.reader) st.reader = new MirrorReader(st.dir, this.pool, () => st.generation);
+    if (!st.reader) st.reader = new MirrorReader(st.dir, this.pool, () => st.generation, this.memory);
     return st.reader;
   }
 
@@ -307,7 +361,7 @@ export class MirrorManager {
     this.pool.drop(st.dir);
     st.exists = false;
     st.syncedAt = undefined;
-    st.generation++;
+    st.generation = this.nextGeneration();
     const bytes = st.bytes;
     st.bytes = 0;
     await rm(st.dir, { recursive: true, force: true });
@@ -399,7 +453,8 @@ export class MirrorManager {
         return false;
       }
       st.exists = true;
-      st.generation++;
+      st.generation = this.nextGeneration();
+      if ((await dirBytes(st.dir)) >= COMMIT_GRAPH_MIN_BYTES) await this.writeCommitGraph(st, common.signal);
       await this.followMainBranch(st);
       st.syncedAt = started;
       st.syncedSeq = startSeq;
@@ -413,6 +468,18 @@ export class MirrorManager {
     } finally {
       release();
     }
+  }
+
+  /**
+   * A commit-graph (incremental after the first) lets `git rev-list --topo-order --max-count`
+   * stop after the page instead of walking the whole history first.
+   */
+  private async writeCommitGraph(st: MirrorState, signal: AbortSignal): Promise<void> {
+    const r = await runGit(['commit-graph', 'write', '--reachable', '--split'], { gitDir: st.dir, timeoutMs: this.settings.syncTimeoutSeconds * 1000, signal, maxStdoutBytes: 1024 ** 2 }).catch(
+      (e: Error) => ({ code: -1, stderr: e.message, stdout: Buffer.alloc(0) }),
+    );
+    // Without it answers are the same, only slower to compute.
+    if (r.code !== 0 && !this.closed) this.log.debug({ repository: `${st.ws}/${st.repo}`, err: gitError(r) }, 'commit-graph not written');
   }
 
   /** Keeps HEAD on the repository's main branch (clones of the mirror check it out). */
@@ -480,7 +547,7 @@ export class MirrorManager {
       this.pool.drop(keep.dir);
       keep.exists = false;
       keep.syncedAt = undefined;
-      keep.generation++;
+      keep.generation = this.nextGeneration();
       keep.bytes = 0;
       await rm(keep.dir, { recursive: true, force: true });
       this.stats.pruned++;

@@ -17,6 +17,11 @@ export const MIRROR_METRICS = {
   gitServed: { name: `${P}mirror_git_requests_total`, help: 'Git smart-HTTP requests, by where they were served: "mirror" or "upstream".' },
   gitBudgetUsed: { name: `${P}git_budget_used`, help: 'Git requests sent to Bitbucket in the rolling hour (mirror refreshes and streamed clones).' },
   gitBudgetLimit: { name: `${P}git_budget_limit`, help: 'The hourly git request limit (mirror.gitRequestsPerHour).' },
+  memoryBytes: { name: `${P}mirror_memory_bytes`, help: 'Estimated bytes held by each mirror memory table (commits, trees, revLists, tags, sizes, repositories).' },
+  memoryMaxBytes: { name: `${P}mirror_memory_max_bytes`, help: "Each mirror memory table's bound (its share of mirror.memoryBytes)." },
+  memoryEvictions: { name: `${P}mirror_memory_evictions_total`, help: 'Entries evicted from a mirror memory table to stay within its bound, by table.' },
+  memoryTooLarge: { name: `${P}mirror_memory_too_large_total`, help: 'Results not kept in a mirror memory table because one alone exceeded a quarter of it, by table.' },
+  walks: { name: `${P}mirror_walks`, help: 'Answers being computed from mirrors ("running", at most mirror.maxConcurrentWalks) and waiting for a slot ("queued").' },
 } as const;
 
 export function registerMirrorMetrics(registry: Registry, mirrors: Mirrors): void {
@@ -35,6 +40,24 @@ export function registerMirrorMetrics(registry: Registry, mirrors: Mirrors): voi
   gauge('maxBytes', () => mirrors.manager.settings.maxBytes);
   gauge('gitBudgetUsed', () => mirrors.budget.used());
   gauge('gitBudgetLimit', () => mirrors.budget.limit);
+  const tables = () => Object.entries(mirrors.manager.memory.stats());
+  const labelled = (k: keyof typeof MIRROR_METRICS, labelNames: string[], values: () => [Record<string, string>, number][]) =>
+    new Gauge({
+      name: MIRROR_METRICS[k].name,
+      help: MIRROR_METRICS[k].help,
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        for (const [labels, v] of values()) this.set(labels, v);
+      },
+    });
+  labelled('memoryBytes', ['table'], () => tables().map(([table, t]) => [{ table }, t.bytes]));
+  labelled('memoryMaxBytes', ['table'], () => tables().map(([table, t]) => [{ table }, t.maxBytes]));
+  labelled('walks', ['state'], () => [
+    [{ state: 'running' }, mirrors.manager.walks.running],
+    [{ state: 'queued' }, mirrors.manager.walks.queued],
+  ]);
   const counter = <L extends string>(k: keyof typeof MIRROR_METRICS, labelNames: L[], values: () => [Record<L, string>, number][]) =>
     new Counter<L>({
       name: MIRROR_METRICS[k].name,
@@ -57,6 +80,8 @@ export function registerMirrorMetrics(registry: Registry, mirrors: Mirrors): voi
       [{ op: 'any', result: 'budget' }, s.budgetRefusals],
     ];
   });
+  counter('memoryEvictions', ['table'], () => tables().map(([table, t]) => [{ table }, t.evictions]));
+  counter('memoryTooLarge', ['table'], () => tables().map(([table, t]) => [{ table }, t.tooLarge]));
   counter('gitServed', ['where'], () => [
     [{ where: 'mirror' }, mirrors.git.infoRefs + mirrors.git.uploadPacks],
     [{ where: 'upstream' }, mirrors.git.upstream],

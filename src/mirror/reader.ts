@@ -3,52 +3,48 @@
  * fetch starts a new generation), commit, tag and tree objects through the shared cat-file pool,
  * name resolution the way Bitbucket does it, and commit ranges (`git rev-list`).
  */
-import { BoundedMap, parseCommit, parseTag, parseTree, type CommitObject, type ReaderPool, type TagObject, type TreeEntry } from './objects';
+import { parseCommit, parseTag, parseTree, type CommitObject, type ReaderPool, type TagObject, type TreeEntry } from './objects';
 import { runGit } from './git-run';
+import type { MirrorMemory, Refs, TagRef } from './memory';
 
-export interface TagRef {
-  /** The object the ref points at (a tag object for annotated tags). */
-  objectSha: string;
-  /** The commit it peels to. */
-  commit: string;
-  annotated: boolean;
-}
+export type { Refs, TagRef };
 
-export interface Refs {
-  /** Branch name → commit, in refname (byte) order. */
-  branches: Map<string, string>;
-  /** Tag name → ref, in refname (byte) order. */
-  tags: Map<string, TagRef>;
-}
 
 export type PathEntry = { kind: 'root'; tree: string; path: '' } | (TreeEntry & { path: string });
 
 const HEX40 = /^[0-9a-f]{40}$/;
-const commits = new BoundedMap<string, CommitObject>(100_000);
-const tags = new BoundedMap<string, TagObject>(20_000);
-const trees = new BoundedMap<string, TreeEntry[]>(50_000);
-const sizes = new BoundedMap<string, number>(100_000);
 
 export class MirrorReader {
   private refsP?: { generation: number; p: Promise<Refs> };
-  private readonly revLists = new BoundedMap<string, Promise<string[]>>(64);
 
   constructor(
     readonly gitDir: string,
     private readonly pool: ReaderPool,
     /** Bumped by the manager after every fetch: refs are read again. */
     private readonly generation: () => number,
+    /** The byte-bounded tables shared by all mirrors (parsed objects are content-addressed). */
+    private readonly memory: MirrorMemory,
   ) {}
 
+  /**
+   * Branches and tags of the current generation: kept in the byte-bounded refs table (read again
+   * with `git for-each-ref` when evicted, or when too many to keep); one read at a time.
+   */
   refs(): Promise<Refs> {
     const g = this.generation();
+    const key = `${this.gitDir}\0${g}`;
+    const kept = this.memory.refs.get(key);
+    if (kept) return Promise.resolve(kept);
     if (!this.refsP || this.refsP.generation !== g) {
-      const p = this.loadRefs();
-      this.refsP = { generation: g, p };
-      this.revLists.clear();
-      p.catch(() => {
-        if (this.refsP?.p === p) this.refsP = undefined;
+      const p = this.loadRefs().then((r) => {
+        if (this.generation() === g) this.memory.refs.set(key, r);
+        return r;
       });
+      this.refsP = { generation: g, p };
+      const forget = () => {
+        if (this.refsP?.p === p) this.refsP = undefined;
+      };
+      p.then(forget, forget);
     }
     return this.refsP.p;
   }
@@ -114,41 +110,41 @@ export class MirrorReader {
   }
 
   async commit(sha: string): Promise<CommitObject | undefined> {
-    const hit = commits.get(sha);
+    const hit = this.memory.commits.get(sha);
     if (hit) return hit;
     const raw = await this.pool.request(this.gitDir, 'contents', sha);
     if (!raw || raw.type !== 'commit' || !raw.data) return undefined;
     const c = parseCommit(raw.sha, raw.data);
-    commits.set(raw.sha, c);
+    this.memory.commits.set(raw.sha, c);
     return c;
   }
 
   async tag(sha: string): Promise<TagObject | undefined> {
-    const hit = tags.get(sha);
+    const hit = this.memory.tags.get(sha);
     if (hit) return hit;
     const raw = await this.pool.request(this.gitDir, 'contents', sha);
     if (!raw || raw.type !== 'tag' || !raw.data) return undefined;
     const t = parseTag(raw.sha, raw.data);
-    tags.set(raw.sha, t);
+    this.memory.tags.set(raw.sha, t);
     return t;
   }
 
   async tree(sha: string): Promise<TreeEntry[] | undefined> {
-    const hit = trees.get(sha);
+    const hit = this.memory.trees.get(sha);
     if (hit) return hit;
     const raw = await this.pool.request(this.gitDir, 'contents', sha);
     if (!raw || raw.type !== 'tree' || !raw.data) return undefined;
     const entries = parseTree(raw.data);
-    trees.set(raw.sha, entries);
+    this.memory.trees.set(raw.sha, entries);
     return entries;
   }
 
   async blobSize(sha: string): Promise<number | undefined> {
-    const hit = sizes.get(sha);
+    const hit = this.memory.sizes.get(sha);
     if (hit !== undefined) return hit;
     const info = await this.pool.request(this.gitDir, 'info', sha);
     if (!info) return undefined;
-    sizes.set(sha, info.size);
+    this.memory.sizes.set(sha, info.size);
     return info.size;
   }
 
@@ -183,22 +179,28 @@ export class MirrorReader {
     return undefined;
   }
 
-  /** `git rev-list --topo-order include… --not exclude…` over full commit ids. */
-  revList(include: readonly string[], exclude: readonly string[]): Promise<string[]> {
+  /**
+   * One page of `git rev-list --topo-order include… --not exclude…` over full commit ids: at most
+   * `count` ids after the first `skip`. Git writes only that page (commit-graph keeps the walk
+   * cheap), so the output a request reads is bounded by its page length, never the history.
+   * Results depend on commit ids only and are kept in the byte-bounded rev-list table.
+   */
+  async revListPage(include: readonly string[], exclude: readonly string[], skip: number, count: number): Promise<string[]> {
     const args = [...include, '--not', ...exclude];
-    if (!args.every((a) => a === '--not' || HEX40.test(a))) return Promise.reject(new Error('rev-list takes full commit ids only'));
-    const key = args.join(' ');
-    let p = this.revLists.get(key);
-    if (!p) {
-      p = (async () => {
-        if (include.length === 0) return [];
-        const r = await runGit(['rev-list', '--topo-order', ...args], { gitDir: this.gitDir, timeoutMs: 120_000 });
-        if (r.code !== 0) throw new Error(`git rev-list failed in ${this.gitDir}`);
-        return r.stdout.toString('utf8').split('\n').filter(Boolean);
-      })();
-      this.revLists.set(key, p);
-      p.catch(() => this.revLists.delete(key));
-    }
-    return p;
+    if (!args.every((a) => a === '--not' || HEX40.test(a))) throw new Error('rev-list takes full commit ids only');
+    if (!Number.isInteger(skip) || skip < 0 || !Number.isInteger(count) || count < 1) throw new Error('rev-list page out of range');
+    if (include.length === 0) return [];
+    const key = `${this.gitDir}\0${skip}\0${count}\0${args.join(' ')}`;
+    const hit = this.memory.revLists.get(key);
+    if (hit) return hit;
+    const r = await runGit(['rev-list', '--topo-order', `--max-count=${count}`, `--skip=${skip}`, ...args], {
+      gitDir: this.gitDir,
+      timeoutMs: 120_000,
+      maxStdoutBytes: count * 41 + 1024,
+    });
+    if (r.code !== 0) throw new Error(`git rev-list failed in ${this.gitDir}`);
+    const hashes = r.stdout.toString('utf8').split('\n').filter(Boolean);
+    this.memory.revLists.set(key, hashes);
+    return hashes;
   }
 }

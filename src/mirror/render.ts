@@ -1,7 +1,7 @@
 /**
  * Bitbucket Cloud's JSON for what a mirror can answer: branches, tags, commits and `src` entries,
  * and the paginated envelope. Shapes follow the recorded payloads (reference bitbucket-payloads/api)
- * and fake-bitbucket's renderer, field for field, with these documented differences (README "Git
+ * and fake-bitbucket's renderer, field for field, with these documented differences (docs/mirror.md "Git
  * mirror"):
  *
  *  - `author.user` / `tagger.user` (the Bitbucket account behind an e-mail address) is absent: git

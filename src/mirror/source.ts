@@ -1,5 +1,5 @@
 /**
- * The mirror as a source (ARCHITECTURE §3 stage 6), between the cache and the budget: the cache
+ * The mirror as a source (docs/architecture.md), between the cache and the budget: the cache
  * asks it on a miss; it answers from the repository's mirror (or, for the repository object, from
  * the workspace listing) when it can, and otherwise passes the call on to the budget and upstream
  * unchanged. The scope gate has run before the cache, so nothing here decides who may read what;
@@ -51,8 +51,16 @@ export function mirrorSource(deps: { manager: MirrorManager; index: RepositoryIn
 
     const waitMs = manager.settings.waitSeconds * 1000;
     const st = manager.state(ws, repo);
-    const attempt = (): Promise<Outcome> =>
-      manager.using(st, () => answer(call, { reader: manager.reader(st), render: new MirrorRenderer(bases, ws, repo, MirrorRenderer.mini(bases, ws, repo, index.peek(ws, repo))), apiUrl: bases.apiUrl }));
+    // Every answer computed from a mirror holds a walk slot (bounded memory in flight); with every
+    // slot and queue place taken the call goes upstream like any other miss.
+    const attempt = async (): Promise<Outcome> => {
+      const ran = await manager.walks.run(() =>
+        manager.using(st, () =>
+          answer(call, { reader: manager.reader(st), render: new MirrorRenderer(bases, ws, repo, MirrorRenderer.mini(bases, ws, repo, index.peek(ws, repo))), apiUrl: bases.apiUrl, maxWalkCommits: manager.maxWalkCommits, maxContentBytes: manager.maxContentBytes }),
+        ),
+      );
+      return ran ? ran.value : { kind: 'defer', reason: 'walks-busy' };
+    };
     try {
       let fresh = manager.isFresh(st);
       if (p.fresh && !fresh) {

@@ -1,5 +1,5 @@
 /**
- * Clones and fetches from the mirror (ARCHITECTURE §4 "Git mirror"): the git leg's handler, wrapped.
+ * Clones and fetches from the mirror (docs/mirror.md): the git leg's handler, wrapped.
  * `info/refs?service=git-upload-pack` is answered from the repository's mirror when it is fresh —
  * fetched first when it is not (a webhook said the repository changed, or it is older than
  * `freshSeconds`), waiting at most `waitSeconds` — and the `git-upload-pack` POSTs that follow go

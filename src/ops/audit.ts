@@ -4,7 +4,7 @@ import { scrubSecrets } from './logger';
 
 export type AuditLog = (record: AuditRecord) => void;
 
-const FIELDS = ['client', 'method', 'route', 'path', 'decision', 'cache', 'upstreamStatus', 'status', 'ms'] as const;
+const FIELDS = ['client', 'method', 'route', 'path', 'decision', 'cache', 'upstreamStatus', 'upstreamError', 'status', 'ms'] as const;
 
 /**
  * The audit line of every request: the same JSON line `logger.child({ kind: 'audit' }).info(record,

@@ -22,7 +22,7 @@ import type { ApiCall, Source } from '../core/call';
 
 export const METRIC_PREFIX = 'bitbucket_sidecar_';
 
-/** Every metric this module defines, with its help text: README's metrics reference is checked against it. */
+/** Every metric this module defines, with its help text: docs/operations.md's metrics reference is checked against it. */
 export const METRICS = {
   requests: { name: `${METRIC_PREFIX}requests_total`, type: 'counter', labels: ['route', 'decision', 'cache', 'status'], help: 'Requests answered, by catalog route, decision, cache outcome and HTTP status.' },
   requestDuration: { name: `${METRIC_PREFIX}request_duration_seconds`, type: 'histogram', labels: ['route', 'decision', 'cache'], help: 'Time from request to the end of the answer (git streams included).' },
@@ -245,7 +245,8 @@ export function countUpstreamCalls(inner: Source, metrics: Pick<SidecarMetrics, 
     const cls = classOf(call);
     try {
       const answer = await inner(call, ctx);
-      metrics.upstreamCalls.inc({ class: cls, status: String(answer.status) });
+      // No answer from Bitbucket (network, timeout): an error, not the 502/504 the sidecar made of it.
+      metrics.upstreamCalls.inc({ class: cls, status: answer.upstreamError === undefined ? String(answer.status) : 'error' });
       return answer;
     } catch (e) {
       metrics.upstreamCalls.inc({ class: cls, status: 'error' });

@@ -6,6 +6,8 @@
  *  - `certificates` (only when HTTPS is on): the HTTPS listener is up, the leaf certificate is inside
  *    its validity period and, when the sidecar's own CA issued it, the trust exports Jenkins reads are
  *    in `tls.dir`;
+ *  - `credential`: Bitbucket has not rejected the sidecar's own credential (401) since a call last
+ *    succeeded with it (skipped with `upstream`);
  *  - `upstream`: Bitbucket's API host accepts a connection. A TCP connect (plus a TLS handshake for
  *    https) and nothing more: no HTTP request is sent, so no credential is used and no identity is
  *    learnt or reported. The result is cached (`okTtlMs` / `failTtlMs`) so probes cost nothing.
@@ -47,6 +49,8 @@ export interface ReadinessOptions {
   /** HTTPS is configured: not ready until `watchTls` was called (the listener is up). */
   tlsExpected?: boolean;
   probe?: (url: string) => Promise<CheckResult>;
+  /** Whether Bitbucket accepts the sidecar's own credentials (from the answers it gave). */
+  credential?: () => CheckResult;
   okTtlMs?: number;
   failTtlMs?: number;
   now?: () => number;
@@ -98,6 +102,11 @@ export function createReadiness(options: ReadinessOptions): Readiness {
         const u = await upstream();
         checks.upstream = u.detail;
         ok &&= u.ok;
+        if (options.credential) {
+          const c = options.credential();
+          checks.credential = c.detail;
+          ok &&= c.ok;
+        }
       } else {
         checks.upstream = 'skipped';
       }

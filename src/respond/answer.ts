@@ -7,10 +7,10 @@ import { ensureErrorShape, errorAnswer } from './errors';
 import { filterRepositoryListing } from './filter';
 import { rewriteLinks, rewriteUrl } from './links';
 import type { LinkBases } from '../core/links';
-import { parseJsonBody, shapedOnce } from '../core/body-memo';
+import type { BodyMemo } from '../core/body-memo';
 
 /** Stage 7: per-client shaping of a shared answer (filtering, link rewriting, error shape). */
-export function shapeAnswer(answer: ApiAnswer, call: ApiCall, client: Client, facts: ScopeFacts, bases: LinkBases): ApiAnswer {
+export function shapeAnswer(answer: ApiAnswer, call: ApiCall, client: Client, facts: ScopeFacts, bases: LinkBases, memo: BodyMemo): ApiAnswer {
   const shaped = ensureErrorShape(answer);
   const headers = { ...shaped.headers };
   if (headers.location) headers.location = rewriteUrl(headers.location, bases);
@@ -19,15 +19,15 @@ export function shapeAnswer(answer: ApiAnswer, call: ApiCall, client: Client, fa
   if (call.route.shape === 'repository-listing' && answer.scopedFor !== client.id) {
     // A listing is filtered to the client's scope, so one that cannot be read is not passed on.
     // Project facts can change what it shows a client: the filtered view is not memoised.
-    const json = isJson(shaped) ? parseJsonBody(shaped.body) : undefined;
+    const json = isJson(shaped) ? memo.parse(shaped.body) : undefined;
     if (json === undefined) return errorAnswer(502, 'Bitbucket sent a repository listing that could not be read');
     return { ...shaped, headers, body: Buffer.from(JSON.stringify(rewriteLinks(filterRepositoryListing(json, client, facts), bases))) };
   }
   if (!isJson(shaped)) return { ...shaped, headers };
   // Parsed only when the shaped bytes are not at hand: on a hit they usually are, and the parsed
   // table is far smaller than the shaped one.
-  const body = shapedOnce(shaped.body, `${bases.clientApi} ${bases.clientWeb}`, () => {
-    const json = parseJsonBody(shaped.body);
+  const body = memo.shapedOnce(shaped.body, `${bases.clientApi} ${bases.clientWeb}`, () => {
+    const json = memo.parse(shaped.body);
     return json === undefined ? shaped.body : Buffer.from(JSON.stringify(rewriteLinks(json, bases)));
   });
   return { ...shaped, headers, body };

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { ForkGrant } from '../core/fork-grant';
 
 /**
@@ -7,6 +8,14 @@ import type { ForkGrant } from '../core/fork-grant';
  */
 
 const PROJECT_TTL_MS = 5 * 60_000;
+
+/** Byte bounds of the learned facts (string lengths plus per-entry overhead): 100,000+ repositories fit. */
+export const FACT_TABLE_BYTES = { workspaces: 1024 ** 2, repositories: 12 * 1024 ** 2, projects: 12 * 1024 ** 2 };
+const FACT_OVERHEAD = 96;
+
+function factTable<V extends {}>(maxSize: number, size: (v: V, k: string) => number): LRUCache<string, V> {
+  return new LRUCache<string, V>({ maxSize, sizeCalculation: (v, k) => size(v, k) * 2 + FACT_OVERHEAD });
+}
 export const FORK_GRANT_TTL_MS = 6 * 60 * 60_000;
 /** Forks with grants, and grants per fork, held at most (the oldest fork is forgotten first). */
 export const MAX_GRANTED_FORKS = 10_000;
@@ -39,12 +48,20 @@ class GrantTable extends Map<string, ForkGrant[]> {
 }
 
 export class ScopeFacts {
-  private readonly workspaceByUuid = new Map<string, string>();
-  private readonly repoByUuid = new Map<string, string>(); // uuid → "ws/repo"
-  private readonly projects = new Map<string, { key: string | null; at: number }>();
+  // Bounded in bytes like everything else: an evicted fact is looked up again when a decision
+  // needs it (facts only ever allow, so forgetting one never opens anything).
+  private readonly workspaceByUuid = factTable<string>(FACT_TABLE_BYTES.workspaces, (v, k) => k.length + v.length);
+  private readonly repoByUuid = factTable<string>(FACT_TABLE_BYTES.repositories, (v, k) => k.length + v.length); // uuid → "ws/repo"
+  private readonly projects = factTable<{ key: string | null; at: number }>(FACT_TABLE_BYTES.projects, (v, k) => k.length + (v.key?.length ?? 0) + 16);
   private readonly forks = new GrantTable(); // "ws/repo" of the fork → grants
 
   constructor(readonly now: () => number = Date.now) {}
+
+  /** Bytes and entries of each fact table (tests, diagnostics). */
+  usage(): Record<'workspaces' | 'repositories' | 'projects', { bytes: number; entries: number }> {
+    const of = (t: { calculatedSize: number; size: number }) => ({ bytes: t.calculatedSize, entries: t.size });
+    return { workspaces: of(this.workspaceByUuid), repositories: of(this.repoByUuid), projects: of(this.projects) };
+  }
 
   workspaceSlug(uuid: string): string | undefined {
     return this.workspaceByUuid.get(uuid.toLowerCase());

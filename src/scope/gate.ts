@@ -137,15 +137,20 @@ export class ScopeGate {
    */
   private async decide(client: Client, ws: string, repo: string): Promise<'allow' | 'deny' | 'error'> {
     const full = `${ws}/${repo}`;
-    const first = decideRepository(client, ws, repo, this.facts.projectOf(full));
-    if (first !== 'needs-project') return first;
+    // Decided without the project (no rule could match, or one matches whatever the project): final.
+    const blind = decideRepository(client, ws, repo);
+    if (blind !== 'needs-project') return blind;
+    if (decideRepository(client, ws, repo, this.facts.projectOf(full)) === 'allow') return 'allow';
+    // Not shown to be in scope. A project other clients' answers taught is not used to refuse: the
+    // refusal goes the same way as for a repository nobody knows (the same targeted look-up, the same
+    // 502 when it cannot be made), so a tenant cannot tell a hidden repository from an absent one.
     const projects = [...new Set(client.scope.filter((r) => r.workspace === ws).flatMap((r) => r.projects ?? []))].sort();
     const missKey = `project ${full} ${projects.join(',')}`;
     if (!this.misses.has(missKey)) {
       const within = projects.map((k) => `project.key="${k}"`).join(' OR ');
       const ok = await this.query(client, ws, `full_name="${full}" AND (${within})`);
       if (!ok) return 'error';
-      if (this.facts.projectOf(full) === undefined) this.misses.set(missKey, true);
+      if (decideRepository(client, ws, repo, this.facts.projectOf(full) ?? null) !== 'allow') this.misses.set(missKey, true);
     }
     const project = this.facts.projectOf(full);
     return decideRepository(client, ws, repo, project === undefined ? null : project) === 'allow' ? 'allow' : 'deny';
@@ -197,10 +202,12 @@ export class ScopeGate {
       // "This uuid is not workspace ws" holds for every client: the miss is kept per workspace.
       const missKey = `workspace ${ws} ${uuid}`;
       if (this.misses.has(missKey)) continue;
-      await this.lookup({ method: 'GET', route: route('workspace'), params: { ws }, trailingSlash: false, query: [] }, { client: client.id });
+      const answer = await this.lookup({ method: 'GET', route: route('workspace'), params: { ws }, trailingSlash: false, query: [] }, { client: client.id });
       const found = this.facts.workspaceSlug(uuid);
       if (found) return found;
-      this.misses.set(missKey, true);
+      // A look-up that failed (this client's budget share spent, Bitbucket trouble) says nothing
+      // about the uuid: remembering it would refuse every other client for a minute.
+      if (answer.status === 200) this.misses.set(missKey, true);
     }
     return undefined;
   }
@@ -210,9 +217,9 @@ export class ScopeGate {
     const known = this.facts.repository(uuid);
     const missKey = `repository ${ws} ${uuid}`;
     if (known || this.misses.has(missKey)) return known;
-    await this.query(client, ws, `uuid="${uuid}"`);
+    const answered = await this.query(client, ws, `uuid="${uuid}"`);
     const found = this.facts.repository(uuid);
-    if (!found) this.misses.set(missKey, true);
+    if (!found && answered) this.misses.set(missKey, true);
     return found;
   }
 

@@ -1,14 +1,11 @@
 import type { ApiAnswer, ApiCall, CallContext, Source } from '../core/call';
-import { parseJsonBody } from '../core/body-memo';
+import type { BodyMemo } from '../core/body-memo';
 import { reconcileOpenPullRequests, type ScopeFacts } from './facts';
 
 export function isJson(answer: ApiAnswer): boolean {
   return /json/i.test(answer.headers['content-type'] ?? '');
 }
 
-export function parseJson(answer: ApiAnswer): unknown {
-  return isJson(answer) ? parseJsonBody(answer.body) : undefined;
-}
 
 /**
  * A cached body teaches the same facts on every hit; walking it again only refreshes their age, so
@@ -17,7 +14,7 @@ export function parseJson(answer: ApiAnswer): unknown {
 const RELEARN_MS = 60_000;
 
 /** Wraps a source so that every successful JSON answer teaches the scope facts. */
-export function learningSource(inner: Source, facts: ScopeFacts): Source {
+export function learningSource(inner: Source, facts: ScopeFacts, memo: BodyMemo): Source {
   const learnedAt = new WeakMap<Buffer, number>();
   return async (call: ApiCall, ctx?: CallContext) => {
     const answer = await inner(call, ctx);
@@ -28,7 +25,7 @@ export function learningSource(inner: Source, facts: ScopeFacts): Source {
       const last = learnedAt.get(answer.body);
       if (last === undefined || now - last >= RELEARN_MS || now < last) {
         learnedAt.set(answer.body, now);
-        learnFrom(facts, call, parseJson(answer));
+        learnFrom(facts, call, isJson(answer) ? memo.parse(answer.body) : undefined);
       }
     }
     return answer;

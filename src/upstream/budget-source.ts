@@ -3,9 +3,6 @@ import { callKey } from '../routes/call';
 import type { ApiAnswer, ApiCall, CallContext, Source } from '../core/call';
 import { budgetClassOf, type BudgetGovernor } from './budget';
 
-/** Marks an answer the sidecar made up because the budget refused the call (never sent to clients). */
-export const BUDGET_REFUSED_HEADER = 'x-sidecar-budget';
-
 export const BUDGET_MESSAGE = 'Rate limit for this resource has been exceeded';
 
 /**
@@ -19,8 +16,9 @@ export function budgetSource(inner: Source, governor: BudgetGovernor): Source {
     const cls = budgetClassOf(call);
     const admission = await governor.acquire(cls, call.background ? 'background' : 'foreground', callKey(call), call.background ? undefined : ctx?.client);
     if (!admission.ok) {
-      return errorAnswer(429, BUDGET_MESSAGE, { 'retry-after': String(admission.retryAfterSeconds), [BUDGET_REFUSED_HEADER]: admission.reason });
+      return { ...errorAnswer(429, BUDGET_MESSAGE, { 'retry-after': String(admission.retryAfterSeconds) }), budgetRefused: admission.reason };
     }
+    ctx?.onGranted?.();
     let answer: ApiAnswer;
     try {
       answer = await inner(call, ctx);
@@ -33,6 +31,6 @@ export function budgetSource(inner: Source, governor: BudgetGovernor): Source {
       const seconds = governor.retryAfterSeconds(cls);
       if (seconds > 0) answer = { ...answer, headers: { ...answer.headers, 'retry-after': String(seconds) } };
     }
-    return answer;
+    return { ...answer, upstream: true };
   };
 }

@@ -3,7 +3,7 @@ import { neverBackwards, systemClock, type Clock } from './budget-clock';
 import { MemoryBudgetWindow, type BudgetClass, type BudgetWindow } from './budget-window';
 
 /**
- * The budget governor (ARCHITECTURE §3 stage 6). Bitbucket counts REST calls per credential in a
+ * The budget governor. Bitbucket counts REST calls per credential in a
  * rolling one-hour window per resource class (repository data 1,000/h by default, webhooks 1,000/h);
  * past it, it answers 429 and the plugin backs off for minutes to hours. The governor keeps our own
  * count of calls made in the last hour and decides, per call, whether it may go to Bitbucket now:

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { upstreamDispatcher, type OutboundProxy } from './proxy';
 import { errors, type Dispatcher } from './undici';
-import { parseJsonBody } from '../core/body-memo';
+import type { BodyMemo } from '../core/body-memo';
 import { upstreamPath } from '../routes/call';
 import type { ApiAnswer, ApiCall } from '../core/call';
 
@@ -15,6 +15,8 @@ export interface UpstreamClientSettings {
   maxBodyBytes?: number;
   /** The outbound proxy for the API origin (see upstream/proxy.ts). */
   proxy?: OutboundProxy;
+  /** The sidecar's body memo: the parse that checks an answer is the one the later stages reuse. */
+  memo: BodyMemo;
 }
 
 /** Upstream response headers worth keeping; everything else (cookies, internals) is dropped. */
@@ -24,9 +26,20 @@ export class UpstreamError extends Error {
   constructor(
     readonly status: 502 | 504,
     message: string,
+    /** What went wrong instead of an answer, for the audit line (`ENOTFOUND`, `timeout`, …). */
+    readonly code = 'error',
   ) {
     super(message);
   }
+}
+
+/** The system or undici code of a network failure (`ENOTFOUND`, `ECONNREFUSED`, …), when it has one. */
+function networkCode(e: unknown): string {
+  for (let x: unknown = e, depth = 0; x && depth < 4; x = (x as { cause?: unknown }).cause, depth++) {
+    const code = (x as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,39}$/.test(code)) return code;
+  }
+  return 'network';
 }
 
 /**
@@ -66,7 +79,7 @@ export class UpstreamClient {
    * arrive and settled from the parser's callbacks (a fraction of a miss's added latency).
    */
   send(call: ApiCall, signal?: AbortSignal): Promise<ApiAnswer> {
-    if (signal?.aborted) return Promise.reject(new UpstreamError(504, 'The request was cancelled'));
+    if (signal?.aborted) return Promise.reject(new UpstreamError(504, 'The request was cancelled', 'cancelled'));
     const limit = this.settings.maxBodyBytes ?? 64 * 1024 * 1024;
     const headers = call.body === undefined ? this.headers : { ...this.headers, 'content-type': call.contentType ?? 'application/json; charset=UTF-8' };
     return new Promise<ApiAnswer>((resolve, reject) => {
@@ -77,7 +90,7 @@ export class UpstreamClient {
       let chunks: Buffer[] = [];
       let size = 0;
       let settled = false;
-      const onAbort = () => stop(new UpstreamError(504, 'The request was cancelled'));
+      const onAbort = () => stop(new UpstreamError(504, 'The request was cancelled', 'cancelled'));
       const settle = (): boolean => {
         if (settled) return false;
         settled = true;
@@ -111,7 +124,7 @@ export class UpstreamClient {
           onResponseData: (_c, chunk) => {
             if (settled) return;
             size += chunk.length;
-            if (size > limit) return stop(new UpstreamError(502, 'Bitbucket answered with a body larger than the sidecar accepts'));
+            if (size > limit) return stop(new UpstreamError(502, 'Bitbucket answered with a body larger than the sidecar accepts', 'too-large'));
             chunks.push(chunk);
           },
           onResponseEnd: () => {
@@ -143,12 +156,13 @@ export class UpstreamClient {
     // A success whose JSON does not parse was cut short (a connection that ended cleanly mid-body).
     // Handing it on would give the client a corrupt answer; for a write, it may still have been applied.
     // (Parsed once: the cache, learning and shaping take the same parse from the memo.)
-    if (status >= 200 && status < 300 && body.length > 0 && /json/i.test(kept['content-type'] ?? '') && parseJsonBody(body) === undefined) {
+    if (status >= 200 && status < 300 && body.length > 0 && /json/i.test(kept['content-type'] ?? '') && this.settings.memo.parse(body) === undefined) {
       throw new UpstreamError(
         502,
         call.method === 'GET' || call.method === 'HEAD'
           ? 'Bitbucket sent an incomplete or corrupt response'
           : 'Bitbucket sent an incomplete answer to this write; it may have been applied — check before repeating it',
+        'corrupt',
       );
     }
     return { status, headers: kept, body };
@@ -162,12 +176,12 @@ export class UpstreamClient {
 function toUpstreamError(e: unknown): UpstreamError {
   if (e instanceof UpstreamError) return e;
   if (e instanceof errors.HeadersTimeoutError || e instanceof errors.BodyTimeoutError || e instanceof errors.ConnectTimeoutError) {
-    return new UpstreamError(504, 'Bitbucket did not answer in time');
+    return new UpstreamError(504, 'Bitbucket did not answer in time', 'timeout');
   }
   // Our own cancellations arrive as UpstreamError (above); a refused proxy tunnel is undici's only other abort.
   const refused = e instanceof Error ? /^Proxy response \((\d{3})\)/.exec(e.message) : null;
-  if (refused) return new UpstreamError(502, `The outbound proxy refused the connection to Bitbucket (${refused[1]}); check upstream.proxy or HTTPS_PROXY`);
-  if (e instanceof Error && e.name === 'AbortError') return new UpstreamError(504, 'The request was cancelled');
-  if (e instanceof Error && /gunzip|incorrect header|unexpected end/i.test(e.message)) return new UpstreamError(502, 'Bitbucket sent a corrupt response');
-  return new UpstreamError(502, 'Bitbucket is unreachable or closed the connection');
+  if (refused) return new UpstreamError(502, `The outbound proxy refused the connection to Bitbucket (${refused[1]}); check upstream.proxy or HTTPS_PROXY`, `proxy-${refused[1]}`);
+  if (e instanceof Error && e.name === 'AbortError') return new UpstreamError(504, 'The request was cancelled', 'cancelled');
+  if (e instanceof Error && /gunzip|incorrect header|unexpected end/i.test(e.message)) return new UpstreamError(502, 'Bitbucket sent a corrupt response', 'corrupt');
+  return new UpstreamError(502, 'Bitbucket is unreachable or closed the connection', networkCode(e));
 }

@@ -1,3 +1,4 @@
+/// <reference path="./proxy-from-env.d.ts" />
 /**
  * The outbound proxy for everything the sidecar sends to Bitbucket (REST, git streaming, mirror
  * and fork-grant fetches, avatars). Corporate networks often reach the internet only through one.

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 
 /**
  * What the relay reads of one Bitbucket Cloud delivery: the headers the Branch Source plugin reads
- * (reference §7) and, from the body, the repository and what changed. The body itself is kept as
+ * (as Bitbucket Cloud sends them) and, from the body, the repository and what changed. The body itself is kept as
  * raw bytes and forwarded unchanged.
  */
 export interface Delivery {

@@ -57,7 +57,7 @@ interface Tracked {
 }
 
 /**
- * The warm refresher (ARCHITECTURE §4 "warm cache"). It remembers the list and metadata requests
+ * The warm refresher (docs/webhooks.md). It remembers the list and metadata requests
  * clients made (bounded: `maxKeys`, forgotten after `forgetAfterSeconds` without a request) and,
  * shortly before a stored answer expires, gets it again at the budget governor's background
  * priority — which yields to every request a client waits for and stops at the governor's

@@ -79,7 +79,7 @@ type Outcome = { status: number; body: Record<string, unknown>; headers?: Record
 const ACCEPTED: Outcome = { status: 200, body: { status: 'accepted' } };
 
 /**
- * The webhook relay (ARCHITECTURE §4): Bitbucket posts to `webhooks.path`; the relay checks the
+ * The webhook relay (docs/webhooks.md): Bitbucket posts to `webhooks.path`; the relay checks the
  * signature, marks stale what changed, and queues the delivery durably for every in-scope client's
  * Jenkins before answering 200. The forwarder then delivers it, body bytes unchanged.
  */

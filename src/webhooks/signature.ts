@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
  * `X-Hub-Signature: <alg>=<hex>`: HMAC of the raw body, keyed with the hook secret (UTF-8), as
- * Bitbucket Cloud sends it and as the Branch Source plugin checks it (reference §7): algorithms
+ * Bitbucket Cloud sends it and as the Branch Source plugin checks it: algorithms
  * sha1, sha256, sha384 and sha512; a missing header, an unknown algorithm or a wrong digest is a
  * 403, a digest that is not hex is a 400.
  */

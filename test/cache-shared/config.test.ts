@@ -49,8 +49,17 @@ describe('cache.shared configuration', () => {
     [{ redis: { url: 'redis://r' }, compression: 'zstd' }, 'cache.shared.compression'],
     [{ redis: { url: 'redis://r', host: 'r' } }, 'cache.shared.redis: unknown key "host"'],
     [{ url: 'redis://r' }, 'cache.shared: unknown key "url"'],
+    [{ redis: { url: 'redis://r' }, maxBytes: 1000 }, 'cache.shared.maxBytes: must be at least 64KiB'],
   ])('refuses %j', (shared, problem) => {
     expect(problems(withShared(shared)).join('\n')).toContain(problem);
+  });
+
+  it('bounds negative entries (cache.negativeMaxBytes) and what a sidecar keeps in Redis (cache.shared.maxBytes)', () => {
+    expect(validateConfig(base, {}).cache.negativeMaxBytes).toBe(2048);
+    const c = validateConfig({ ...base, cache: { negativeMaxBytes: '4KiB', shared: { redis: { url: 'redis://r' }, maxBytes: '1GiB' } } }, {});
+    expect(c.cache.negativeMaxBytes).toBe(4096);
+    expect(c.cache.shared?.maxBytes).toBe(1024 ** 3);
+    expect(problems({ ...base, cache: { negativeMaxBytes: '2MiB' } }).join('\n')).toContain('cache.negativeMaxBytes: must be at most 1MiB');
   });
 
   it('names the missing environment variable of a password reference, never a value', () => {

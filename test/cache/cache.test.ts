@@ -3,7 +3,7 @@ import { startFakeBitbucket, type FakeBitbucketServer } from '../../src/fake-bit
 import type { ApiAnswer, Method, Source } from '../../src/core/call';
 import { UpstreamClient } from '../../src/upstream/client';
 import { upstreamSource } from '../../src/upstream/source';
-import { memoMaxBytes } from '../../src/core/body-memo';
+import { BodyMemo, memoMaxBytes } from '../../src/core/body-memo';
 import { callFor } from './calls';
 
 /**
@@ -24,8 +24,10 @@ const settings = (over: Partial<CacheSettings> = {}): CacheSettings => ({
   ...over,
 });
 
+const memo = new BodyMemo();
+
 function makeCache(over: Partial<CacheSettings> = {}, deps: Partial<CacheDeps> = {}): { cache: ResponseCache; get: (url: string, method?: Method) => Promise<ApiAnswer>; source: Source } {
-  const cache = new ResponseCache(settings(over), { credential: 'test-cred', now: () => now, ...deps });
+  const cache = new ResponseCache(settings(over), { credential: 'test-cred', now: () => now, memo, ...deps });
   const source = cache.wrap(upstreamSource(upstream));
   return { cache, source, get: (url, method = 'GET') => source(callFor(method, url)) };
 }
@@ -37,7 +39,7 @@ const json = (a: ApiAnswer) => JSON.parse(a.body.toString('utf8'));
 beforeAll(async () => {
   fake = await startFakeBitbucket({ seed: 'demo' });
   const auth = `Basic ${Buffer.from(`${fake.credentials.email}:${fake.credentials.apiToken}`).toString('base64')}`;
-  upstream = new UpstreamClient({ apiUrl: fake.url, authorization: auth, connectTimeoutMs: 2000, responseTimeoutMs: 400, userAgent: 'test' });
+  upstream = new UpstreamClient({ memo, apiUrl: fake.url, authorization: auth, connectTimeoutMs: 2000, responseTimeoutMs: 400, userAgent: 'test' });
   const main = await upstream.send(callFor('GET', `${R}/refs/branches/main`));
   mainHash = JSON.parse(main.body.toString()).target.hash;
 });
@@ -93,8 +95,25 @@ describe('hits and misses', () => {
     now += 5_000;
     expect((await get(`${R}/refs/branches/no-such-branch`)).cacheStatus).toMatch(/; hit;/);
     now += 6_000;
-    expect((await get(`${R}/refs/branches/no-such-branch`)).cacheStatus).toMatch(/fwd=stale/);
+    // Past its freshness (and revalidation window) a 404 is gone: no stale-if-error copy of "not there".
+    expect((await get(`${R}/refs/branches/no-such-branch`)).cacheStatus).toMatch(/fwd=miss/);
     expect(upstreamCalls('no-such-branch')).toBe(2);
+  });
+
+  it('does not store a 404 whose entry exceeds cache.negativeMaxBytes, nor keep one past its revalidation window', async () => {
+    const { cache, get } = makeCache({ negativeMaxBytes: 2048 });
+    const long = `no-such-${'x'.repeat(1500)}`;
+    const miss = await get(`${R}/src/${mainHash}/${long}`);
+    expect(miss.status).toBe(404);
+    expect(miss.cacheStatus).not.toMatch(/stored/);
+    expect((await get(`${R}/src/${mainHash}/${long}`)).cacheStatus).toMatch(/fwd=miss/);
+    expect(cache.notStored.negativeTooLarge).toBe(2);
+    await get(`${R}/refs/branches/short-missing`);
+    const e = cache.store.usage();
+    expect(e).toHaveLength(1);
+    // Kept for freshness (10 s) and stale-while-revalidate (30 s) only: no stale-if-error window (600 s).
+    now += 41_000;
+    expect((await get(`${R}/refs/branches/short-missing`)).cacheStatus).toMatch(/fwd=miss/);
   });
 
   it('never stores an upstream error', async () => {
@@ -327,11 +346,11 @@ describe('memory bound', () => {
 
 describe('memory budget', () => {
   it('counts the memo beside stored answers in cache.maxBytes (at most a quarter of it)', () => {
-    const large = new ResponseCache({ ...DEFAULT_CACHE, maxBytes: 64 * 1024 ** 2 }, { credential: 'c' });
+    const large = new ResponseCache({ ...DEFAULT_CACHE, maxBytes: 64 * 1024 ** 2 }, { credential: 'c', memo: new BodyMemo() });
     expect(large.store.maxBytes).toBe(64 * 1024 ** 2);
     expect(large.store.entryBytes).toBe(64 * 1024 ** 2 - memoMaxBytes(64 * 1024 ** 2));
     expect(memoMaxBytes(64 * 1024 ** 2)).toBe(6 * 1024 ** 2);
-    const small = new ResponseCache({ ...DEFAULT_CACHE, maxBytes: 32 * 1024 }, { credential: 'c' });
+    const small = new ResponseCache({ ...DEFAULT_CACHE, maxBytes: 32 * 1024 }, { credential: 'c', memo: new BodyMemo() });
     expect(small.store.entryBytes).toBe(24 * 1024);
   });
 });

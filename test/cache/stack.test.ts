@@ -130,9 +130,10 @@ describe('one cache for every client, filtered per client', () => {
       expect(ci.json.values.map((r: any) => r.slug).sort()).toEqual(['service-api', 'service-web']);
       // A project-scoped client's listing is computed from its project's listing (what the plugin
       // asks itself with q=project.key="CI"): shared with a plugin that asks it, stored once.
+      // (A narrowed listing's cache-status never says hit or miss: the request counts below do.)
       const plugin = await send(env.stack, 'ci', `${API}/acme?pagelen=100&q=project.key%3D%22CI%22`);
-      expect(plugin.headers['cache-status']).toMatch(/; hit;/);
-      expect((await send(env.stack, 'ci', `${API}/acme?pagelen=100`)).headers['cache-status']).toMatch(/; hit;/);
+      expect(plugin.headers['cache-status']).toBe('bitbucket-sidecar; detail=visible-listing');
+      expect((await send(env.stack, 'ci', `${API}/acme?pagelen=100`)).headers['cache-status']).toBe('bitbucket-sidecar; detail=visible-listing');
       expect(env.fake.requests.filter((r) => r.rawUrl === '/2.0/repositories/acme?pagelen=100')).toHaveLength(1);
       expect(env.fake.requests.filter((r) => r.path === '/2.0/repositories/acme')).toHaveLength(2);
     } finally {
@@ -197,6 +198,11 @@ describe('budget and upstream rate limits', () => {
       expect(refused.headers['retry-after']).toBe('3300');
       expect(refused.json).toEqual({ type: 'error', error: { message: 'Rate limit for this resource has been exceeded' } });
       expect(refused.headers['cache-status']).toBe('bitbucket-sidecar; fwd=miss; detail=budget-refused');
+      // Audited as a budget refusal: no call was made, so there is no upstream status.
+      const audited = env.stack.logs.map((l) => JSON.parse(l)).filter((l) => l.kind === 'audit' && String(l.path).endsWith('/refs/branches/main'));
+      expect(audited).toHaveLength(1);
+      expect(audited[0]).toMatchObject({ status: 429, cache: 'bitbucket-sidecar; fwd=miss; detail=budget-refused' });
+      expect(audited[0].upstreamStatus).toBeUndefined();
       const stale = await send(env.stack, 'jenkins', urls[0]);
       expect(stale.status).toBe(200);
       expect(stale.headers['cache-status']).toBe('bitbucket-sidecar; hit; ttl=-270; detail=budget');

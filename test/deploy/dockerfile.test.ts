@@ -17,7 +17,7 @@ const args = (stageArgs: Record<string, string>, s: string) => s.replace(/\$\{(\
 const globalArgs = Object.fromEntries(
   instructions.filter((i) => i.op === 'ARG' && i.stage === -1).map((i) => i.args.split('=') as [string, string]),
 );
-const JENKINS_UID = 1000; // jenkins/jenkins runs as uid 1000 (reference §5.1)
+const JENKINS_UID = 1000; // jenkins/jenkins runs as uid 1000
 /** Stage names (`FROM x AS name`) → stage index, and each stage's base (an image or an earlier stage). */
 const stages = of('FROM').map((f) => {
   const [base, , name] = args(globalArgs, f.args).split(/\s+/);

@@ -141,7 +141,7 @@ describe('git smart HTTP through the sidecar (real git)', () => {
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/Repository not found/);
 
-    // The plugin lists the target's pull requests first (reference §1 #5); the sidecar learns the fork from it.
+    // The plugin lists the target's pull requests first (its call for the pull request list); the sidecar learns the fork from it.
     const prs = await fetch(`${stack.url}/2.0/repositories/acme/service-api/pullrequests?pagelen=50`, {
       headers: { authorization: basicAuth('jenkins@ci.example', stack.tokens.reader), host: 'api.bitbucket.org' },
     });
@@ -149,7 +149,7 @@ describe('git smart HTTP through the sidecar (real git)', () => {
     const pr = ((await prs.json()) as { values: { id: number; source: { repository: { full_name: string }; branch: { name: string } } }[] }).values.find((p) => p.id === 2)!;
     expect(pr.source.repository.full_name).toBe(fork);
 
-    // What Jenkins does for a fork PR (reference §3): init, fetch the source branch from the fork's hard-coded URL.
+    // What Jenkins does for a fork PR: init, fetch the source branch from the fork's hard-coded URL.
     const into = dir();
     ok(await runGit(['init', '--quiet', into]));
     ok(await runGit(['fetch', '--quiet', url(fork), `+refs/heads/${pr.source.branch.name}:refs/remotes/origin/PR-2`], { cwd: into, token: stack.tokens.reader }));

@@ -2,7 +2,7 @@ import { basicAuth, startStack, type Stack } from '../helpers/stack';
 import { PluginClient } from '../helpers/plugin';
 
 /**
- * Replays the plugin's organisation-folder scan and branch indexing (reference §1.4) with the exact
+ * Replays the plugin's organisation-folder scan and branch indexing (bench/scan.ts) with the exact
  * URLs of §1, an e-mail user name and a 192-character token, and checks the fields the plugin reads.
  */
 describe('organisation scan through the sidecar', () => {

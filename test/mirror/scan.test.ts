@@ -4,7 +4,7 @@ import { deliver, headersFor, pushBody } from '../webhooks/helpers';
 import { startMirrorStack, type MirrorStack } from './helpers';
 
 /**
- * REST calls per repository in the plugin's organisation scan (bench/scan.ts, reference §1.4), counted
+ * REST calls per repository in the plugin's organisation scan (bench/scan.ts), counted
  * from the fake's request log: with mirrors, a cold scan needs the workspace, the listing and one
  * pull request list per repository — everything else (branches, tags, Jenkinsfile probes, commits,
  * the repository object and default branch) comes from the mirrors and the listing. Counts, not times.

@@ -13,7 +13,7 @@ describe('mirror units', () => {
   it('config: off by default, documented defaults, workspace switches by slug (case-insensitive), strict keys', () => {
     const base = { upstream: { auth: { type: 'bearer', token: 't' } }, clients: [{ id: 'c', token: { sha256: 'a'.repeat(64) }, scope: [{ workspace: 'acme' }] }] };
     const c = validateConfig(base);
-    expect(c.mirror).toEqual({ enabled: false, maxBytes: 10 * 1024 ** 3, freshSeconds: 30, refreshSeconds: 600, waitSeconds: 10, syncTimeoutSeconds: 600, concurrency: 4, gitRequestsPerHour: 60_000, backgroundShare: 0.5, workspaces: {} });
+    expect(c.mirror).toEqual({ enabled: false, maxBytes: 10 * 1024 ** 3, freshSeconds: 30, refreshSeconds: 600, waitSeconds: 10, syncTimeoutSeconds: 600, concurrency: 4, gitRequestsPerHour: 60_000, backgroundShare: 0.5, memoryBytes: 16 * 1024 ** 2, maxConcurrentWalks: 4, maxWalkCommits: 10_000, workspaces: {} });
     const on = validateConfig({ ...base, mirror: { enabled: true, maxBytes: '2GiB', workspaces: { Big: { enabled: false } } } });
     expect(on.mirror).toMatchObject({ enabled: true, maxBytes: 2 * 1024 ** 3, workspaces: { big: { enabled: false } } });
     expect(() => validateConfig({ ...base, mirror: { enable: true } })).toThrow(/mirror/);
@@ -40,6 +40,8 @@ describe('mirror units', () => {
     const pairs = Object.fromEntries(Array.from({ length: Number(env.GIT_CONFIG_COUNT) }, (_, i) => [env[`GIT_CONFIG_KEY_${i}`], env[`GIT_CONFIG_VALUE_${i}`]]));
     expect(pairs).toEqual({
       'http.https://bitbucket.org/.extraHeader': 'Authorization: Basic c2VjcmV0',
+      // No proxy chosen: an empty per-URL proxy, so an inherited https_proxy cannot redirect git.
+      'http.https://bitbucket.org/.proxy': '',
       'http.followRedirects': 'false',
       'credential.helper': '',
       'protocol.version': '0',

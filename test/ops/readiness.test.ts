@@ -104,7 +104,7 @@ describe('/_sidecar/ready', () => {
   it('is 200 with the checks it made, and needs no credentials', async () => {
     const r = await request(`${stack.url}/_sidecar/ready`);
     expect(r.status).toBe(200);
-    expect(JSON.parse(r.body)).toEqual({ status: 'ready', checks: { config: 'loaded', upstream: 'reachable' } });
+    expect(JSON.parse(r.body)).toEqual({ status: 'ready', checks: { config: 'loaded', upstream: 'reachable', credential: 'not rejected by Bitbucket' } });
     expect((await request(`${stack.url}/_sidecar/health`)).status).toBe(200);
   });
 

@@ -101,7 +101,7 @@ describe('upstream faults', () => {
   const settle = () => stack.running.sidecar.cache.idle();
   const upstreamPosts = () => fake.requests.filter((r) => r.method === 'POST' && r.kind === 'api');
 
-  // The plugin's calls for an organization scan of acme (reference §1.4), as a list.
+  // The plugin's calls for an organization scan of acme (bench/scan.ts), as a list.
   const scan = () => [
     '/2.0/workspaces/acme',
     `${API}?pagelen=100`,

@@ -12,7 +12,7 @@ import { exchange, isBitbucketError, type WireResponse } from './wire';
  * sockets to a sidecar in front of the fake Bitbucket. For every request:
  *
  *  (a) no upstream request names an out-of-scope workspace or repository (the fork of the open
- *      pull request excepted, for exactly what ARCHITECTURE §4 allows), and no write reaches
+ *      pull request excepted, for exactly what a fork grant allows, docs/security.md), and no write reaches
  *      upstream without the permission, nor more than once;
  *  (b) no response body or header names out-of-scope things (the pull request data of
  *      acme/service-api legitimately names its source fork jdoe/service-api-fork);
@@ -223,7 +223,7 @@ function audits(lines: string[]): Audit[] {
   return lines.filter((l) => l.includes('"kind":"audit"')).map((l) => JSON.parse(l) as Audit);
 }
 
-/** Is this upstream request one that the fork grant of PR #2 allows (ARCHITECTURE §4)? */
+/** Is this upstream request one that the fork grant of PR #2 allows (docs/security.md, Fork grants)? */
 function forkAllowed(env: Env, r: LoggedRequest): boolean {
   const k = env.known;
   const grants = env.stack.running.sidecar.facts.forkGrants('jdoe/service-api-fork');

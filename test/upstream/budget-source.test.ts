@@ -1,7 +1,8 @@
 import { startFakeBitbucket, type FakeBitbucketServer } from '../../src/fake-bitbucket';
+import { BodyMemo } from '../../src/core/body-memo';
 import { BudgetGovernor, DEFAULT_BUDGET, type BudgetConfig } from '../../src/upstream/budget';
 import { ManualClock } from '../../src/upstream/budget-clock';
-import { BUDGET_REFUSED_HEADER, budgetSource } from '../../src/upstream/budget-source';
+import { budgetSource } from '../../src/upstream/budget-source';
 import { UpstreamClient } from '../../src/upstream/client';
 import { upstreamSource } from '../../src/upstream/source';
 import { callFor } from '../cache/calls';
@@ -14,7 +15,7 @@ let upstream: UpstreamClient;
 beforeAll(async () => {
   fake = await startFakeBitbucket({ seed: 'demo' });
   const auth = `Basic ${Buffer.from(`${fake.credentials.email}:${fake.credentials.apiToken}`).toString('base64')}`;
-  upstream = new UpstreamClient({ apiUrl: fake.url, authorization: auth, connectTimeoutMs: 2000, responseTimeoutMs: 2000, userAgent: 'test' });
+  upstream = new UpstreamClient({ memo: new BodyMemo(), apiUrl: fake.url, authorization: auth, connectTimeoutMs: 2000, responseTimeoutMs: 2000, userAgent: 'test' });
 });
 afterAll(async () => {
   await upstream.close();
@@ -42,7 +43,8 @@ describe('budgetSource', () => {
     const refused = await source(callFor('GET', R));
     expect(refused.status).toBe(429);
     expect(refused.headers['retry-after']).toBe(String(3600 - 660));
-    expect(refused.headers[BUDGET_REFUSED_HEADER]).toBe('budget');
+    expect(refused.budgetRefused).toBe('budget');
+    expect(Object.keys(refused.headers)).not.toContain('x-sidecar-budget');
     expect(JSON.parse(refused.body.toString())).toEqual({ type: 'error', error: { message: 'Rate limit for this resource has been exceeded' } });
     expect(apiCalls()).toBe(2);
   });
@@ -71,7 +73,7 @@ describe('budgetSource', () => {
     const held = await source(callFor('GET', `${R}/refs/tags`));
     expect(held.status).toBe(429);
     expect(held.headers['retry-after']).toBe('4');
-    expect(held.headers[BUDGET_REFUSED_HEADER]).toBe('backoff');
+    expect(held.budgetRefused).toBe('backoff');
     expect(apiCalls()).toBe(1);
     clock.advance(4_000);
     expect((await source(callFor('GET', `${R}/refs/tags`))).status).toBe(200);
@@ -115,7 +117,7 @@ describe('budgetSource', () => {
     await source(callFor('GET', `${R}/refs/tags`));
     const bg = await source({ ...callFor('GET', R), background: true });
     expect(bg.status).toBe(429);
-    expect(bg.headers[BUDGET_REFUSED_HEADER]).toBe('background');
+    expect(bg.budgetRefused).toBe('background');
     expect((await source(callFor('GET', R))).status).toBe(200);
     expect(apiCalls()).toBe(3);
   });

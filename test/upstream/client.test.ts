@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { BodyMemo } from '../../src/core/body-memo';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { routeById, type RouteId } from '../../src/routes/catalog';
@@ -40,7 +41,7 @@ const branches = (method: Method = 'GET', body?: Buffer): ApiCall => ({
 });
 
 function client(over: Partial<ConstructorParameters<typeof UpstreamClient>[0]> = {}): UpstreamClient {
-  return new UpstreamClient({ apiUrl: base, authorization: 'Basic c2VjcmV0', connectTimeoutMs: 1000, responseTimeoutMs: 300, userAgent: 'test-agent', ...over });
+  return new UpstreamClient({ memo: new BodyMemo(), apiUrl: base, authorization: 'Basic c2VjcmV0', connectTimeoutMs: 1000, responseTimeoutMs: 300, userAgent: 'test-agent', ...over });
 }
 
 const json = (res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}) => {
@@ -141,7 +142,7 @@ describe('UpstreamClient', () => {
   });
 
   it('reports an unreachable upstream as 502', async () => {
-    const c = new UpstreamClient({ apiUrl: 'http://127.0.0.1:1', authorization: 'x', connectTimeoutMs: 500, responseTimeoutMs: 500, userAgent: 't' });
+    const c = new UpstreamClient({ memo: new BodyMemo(), apiUrl: 'http://127.0.0.1:1', authorization: 'x', connectTimeoutMs: 500, responseTimeoutMs: 500, userAgent: 't' });
     await expect(c.send(branches())).rejects.toMatchObject({ status: 502 });
     await c.close();
   });

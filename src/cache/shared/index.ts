@@ -11,7 +11,7 @@ export { RedisLink } from './connection';
 export { SHARED_DEFAULTS, type SharedSettings, type RedisSettings } from '../../config/shared-settings';
 
 /**
- * Several sidecars, one cache and one budget (`cache.shared.redis`, README "Several sidecars
+ * Several sidecars, one cache and one budget (`cache.shared.redis`, docs/several-sidecars.md "Several sidecars
  * (Redis)"): the Redis connections, the second cache tier and the shared budget window, and what
  * `/_sidecar/ready` and `/_sidecar/metrics` say about them.
  *
@@ -41,6 +41,10 @@ export interface SharedDeps {
   windowMs: number;
   /** The longest the cache keeps an answer (freshness + stale-if-error): how long invalidations are remembered. */
   maxEntryLifetimeMs: number;
+  /** `cache.maxBytes`: what `cache.shared.maxBytes` defaults to. */
+  cacheMaxBytes: number;
+  /** A client's weight for its share of `cache.shared.maxBytes` (clients[].budgetWeight). */
+  weight?: (client: string) => number;
 }
 
 export function createShared(settings: SharedSettings, deps: SharedDeps): Shared {
@@ -57,6 +61,8 @@ export function createShared(settings: SharedSettings, deps: SharedDeps): Shared
     lockTtlMs: settings.lockTtlMs,
     lockWaitMs: settings.lockWaitMs,
     maxEntryLifetimeMs: deps.maxEntryLifetimeMs,
+    maxBytes: settings.maxBytes ?? deps.cacheMaxBytes,
+    weight: deps.weight,
   });
   const budgetWindow = new RedisBudgetWindow({ link, keyPrefix: r.keyPrefix, credential: deps.credential, windowMs: deps.windowMs, fallbackShare: settings.fallbackBudgetShare });
   const where = redactUrl(r.url);

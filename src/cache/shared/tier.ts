@@ -1,17 +1,18 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
 import type { Entry } from '../store';
 import type { SharedFlight, SharedTier } from '../tier';
 import { decodeEntry, encodeEntry, type Compression, type Decoded } from './codec';
 import type { RedisLink } from './connection';
+import { SharedLedger } from './ledger';
 
 /**
- * The second cache tier in Redis (ARCHITECTURE §3 stage 5, `cache.shared.redis`): stored answers,
+ * The second cache tier in Redis (`cache.shared.redis`, docs/several-sidecars.md): stored answers,
  * invalidation, and single flight across sidecars.
  *
  * Keys (after `keyPrefix`):
- *   e:{cache key}     a stored answer (codec.ts), expiring with the entry's `keepUntil`
- *   lock:{cache key}  held by the one sidecar fetching the key (SET NX PX, a random token)
+ *   e:{name}          a stored answer (codec.ts), expiring with the entry's `keepUntil`
+ *   lock:{name}       held by the one sidecar fetching the key (SET NX PX, a random token)
  *   seq               the invalidation counter
  *   t:{tag}           the counter's value at the tag's last invalidation
  *   events            pub/sub channel: invalidations, and "answer stored" for waiting sidecars
@@ -25,7 +26,14 @@ import type { RedisLink } from './connection';
  * Memory copies are trusted for `memorySeconds` after they were last compared with Redis (and only
  * while the subscription is up, since an invalidation missed while it was down would otherwise go
  * unnoticed); after that, a request looks at Redis again.
+ *
+ * `{name}` is the cache key, or for a key longer than MAX_KEY_CHARS (a request path can be 4 KB)
+ * `h:` and its SHA-256: what a client sends is never stored in Redis at any length.
+ *
+ * What this sidecar writes for each client is bounded by its share of `cache.shared.maxBytes`
+ * (ledger.ts); only answers that saved an upstream call are written at all (src/cache/cache.ts).
  */
+const MAX_KEY_CHARS = 256;
 
 interface Scripts {
   sidecarPeekBuffer(keys: number, ...args: (string | Buffer)[]): Promise<(Buffer | null)[]>;
@@ -75,11 +83,17 @@ export interface TierDeps {
   pollMs?: number;
   /** Invalidations kept while Redis is away, published when it returns (default 10,000 tags). */
   maxPendingTags?: number;
+  /** Bytes of answers this sidecar keeps in Redis, divided among clients (`cache.shared.maxBytes`). */
+  maxBytes: number;
+  /** A client's weight for its share of `maxBytes` (clients[].budgetWeight). */
+  weight?: (client: string) => number;
 }
 
 export interface TierStats {
   reads: { hit: number; miss: number; error: number };
   writes: number;
+  /** Answers not written because their client had used its share of `cache.shared.maxBytes`. */
+  overShare: number;
   flights: { leader: number; follower: number; timeout: number; busy: number };
   invalidations: { sent: number; received: number; deferred: number; dropped: number };
 }
@@ -89,12 +103,15 @@ interface Meta {
   epoch: number;
   /** The invalidation counter the copy's fetch started at (undefined: fetched while Redis was away). */
   seq?: number;
+  /** What this sidecar's write of the copy counts in the ledger. */
+  counted?: { owner: string; bytes: number; bucket: number };
 }
 
 export class RedisCacheTier implements SharedTier {
   readonly stats: TierStats = {
     reads: { hit: 0, miss: 0, error: 0 },
     writes: 0,
+    overShare: 0,
     flights: { leader: 0, follower: 0, timeout: 0, busy: 0 },
     invalidations: { sent: 0, received: 0, deferred: 0, dropped: 0 },
   };
@@ -108,8 +125,10 @@ export class RedisCacheTier implements SharedTier {
   private readonly listeners: ((tags: readonly string[]) => void)[] = [];
   private readonly waiting = new Map<string, Set<() => void>>();
   private readonly pending = new Set<string>();
+  readonly ledger: SharedLedger;
 
   constructor(private readonly deps: TierDeps) {
+    this.ledger = new SharedLedger(deps.maxBytes, deps.weight ?? (() => 1), deps.now);
     this.channel = `${deps.keyPrefix}events`;
     this.redis = deps.link.cmd as Redis & Scripts;
     for (const [name, lua] of Object.entries(SCRIPTS)) this.redis.defineCommand(name, { lua });
@@ -143,12 +162,12 @@ export class RedisCacheTier implements SharedTier {
     if (!this.deps.link.up) return local;
     let reply: (Buffer | null)[];
     try {
-      reply = await this.redis.sidecarPeekBuffer(1 + tags.length, this.k('e', key), ...tags.map((t) => this.k('t', t)));
+      reply = await this.redis.sidecarPeekBuffer(1 + tags.length, this.k('e', name(key)), ...tags.map((t) => this.k('t', t)));
     } catch (e) {
       return this.failed(e, local);
     }
     const now = this.deps.now();
-    const found = reply[0] ? await this.read(reply[0], key, reply.slice(1), now) : undefined;
+    const found = reply[0] ? await this.read(reply[0], name(key), reply.slice(1), now) : undefined;
     if (!found) {
       this.stats.reads.miss++;
       if (local) this.checked(local, now, this.meta.get(local)?.seq);
@@ -178,7 +197,7 @@ export class RedisCacheTier implements SharedTier {
     for (;;) {
       let reply: Awaited<ReturnType<Scripts['sidecarAcquireBuffer']>>;
       try {
-        reply = await this.redis.sidecarAcquireBuffer(3 + tags.length, this.k('lock', key), this.k('seq'), this.k('e', key), ...tags.map((t) => this.k('t', t)), token, String(this.deps.lockTtlMs));
+        reply = await this.redis.sidecarAcquireBuffer(3 + tags.length, this.k('lock', name(key)), this.k('seq'), this.k('e', name(key)), ...tags.map((t) => this.k('t', t)), token, String(this.deps.lockTtlMs));
       } catch (e) {
         this.failed(e, undefined);
         return SOLO;
@@ -186,7 +205,7 @@ export class RedisCacheTier implements SharedTier {
       const [won, seqRaw, value, ...versions] = reply;
       const seq = counter(seqRaw);
       const now = this.deps.now();
-      const found = value ? await this.read(value, key, versions, now) : undefined;
+      const found = value ? await this.read(value, name(key), versions, now) : undefined;
       if (found && now < found.entry.freshUntil && !found.entry.invalidated) {
         // Stored meanwhile (by the lock holder, or just before we asked): no call.
         if (won === 1) void this.release(key, token, undefined, seq);
@@ -197,7 +216,7 @@ export class RedisCacheTier implements SharedTier {
       }
       if (won === 1) {
         this.stats.flights.leader++;
-        return { finish: (stored) => this.release(key, token, stored, seq) };
+        return { finish: (stored, o) => this.release(key, token, stored, seq, o) };
       }
       if (!options.wait) {
         this.stats.flights.busy++;
@@ -206,10 +225,10 @@ export class RedisCacheTier implements SharedTier {
       if (Date.now() >= deadline || !this.deps.link.up) {
         // The holder is slow (or Redis went away): call ourselves, and still share the answer.
         this.stats.flights.timeout++;
-        return { finish: (stored) => this.release(key, '', stored, seq) };
+        return { finish: (stored, o) => this.release(key, '', stored, seq, o) };
       }
       waited = true;
-      await this.stored(key, Math.min(this.deps.pollMs ?? 100, deadline - Date.now()));
+      await this.stored(name(key), Math.min(this.deps.pollMs ?? 100, deadline - Date.now()));
     }
   }
 
@@ -264,13 +283,13 @@ export class RedisCacheTier implements SharedTier {
   }
 
   private checked(e: Entry, now: number, seq: number | undefined): void {
-    this.meta.set(e, { checkedAt: now, epoch: this.epoch, seq });
+    this.meta.set(e, { checkedAt: now, epoch: this.epoch, seq, counted: this.meta.get(e)?.counted });
   }
 
   private async write(key: string, e: Entry, seq: number): Promise<void> {
     try {
-      const value = await encodeEntry(key, e, seq, this.deps.compression);
-      await this.redis.set(this.k('e', key), value, 'PX', this.ttl(e));
+      const value = await encodeEntry(name(key), e, seq, this.deps.compression);
+      await this.redis.set(this.k('e', name(key)), value, 'PX', this.ttl(e));
       this.stats.writes++;
     } catch (err) {
       this.deps.link.failed(err);
@@ -278,13 +297,30 @@ export class RedisCacheTier implements SharedTier {
   }
 
   /** Stores the answer (if any), releases the lock when `token` still holds it, and wakes the waiting sidecars. */
-  private async release(key: string, token: string, stored: Entry | undefined, seq: number): Promise<void> {
+  private async release(key: string, token: string, stored: Entry | undefined, seq: number, options?: { owner: string; replaces?: Entry }): Promise<void> {
     try {
-      const value = stored ? await encodeEntry(key, stored, seq, this.deps.compression) : '';
-      await this.redis.sidecarFinish(2, this.k('lock', key), this.k('e', key), token || '-', value, String(stored ? this.ttl(stored) : 1), this.channel, JSON.stringify({ done: key }));
+      let value: Buffer | '' = stored ? await encodeEntry(name(key), stored, seq, this.deps.compression) : '';
+      let counted: Meta['counted'];
+      if (stored && value) {
+        // The write this one replaces no longer counts; past its share the client's answer stays in memory only.
+        const before = options?.replaces ? this.meta.get(options.replaces)?.counted : undefined;
+        if (before) this.ledger.release(before.owner, before.bytes, before.bucket);
+        const owner = options?.owner ?? '';
+        const bytes = value.length + this.k('e', name(key)).length;
+        const admitted = this.ledger.admit(owner, bytes, this.deps.now() + this.ttl(stored));
+        if (admitted) counted = { owner, bytes, bucket: admitted.bucket };
+        else {
+          this.stats.overShare++;
+          value = '';
+          stored = undefined;
+        }
+      }
+      await this.redis.sidecarFinish(2, this.k('lock', name(key)), this.k('e', name(key)), token || '-', value, String(stored ? this.ttl(stored) : 1), this.channel, JSON.stringify({ done: name(key) }));
       if (stored) {
         this.stats.writes++;
         this.checked(stored, this.deps.now(), seq);
+        const m = this.meta.get(stored);
+        if (m) m.counted = counted;
       }
     } catch (e) {
       this.deps.link.failed(e);
@@ -339,6 +375,11 @@ export class RedisCacheTier implements SharedTier {
     this.pending.clear();
     for (let i = 0; i < tags.length; i += 500) this.invalidate(tags.slice(i, i + 500));
   }
+}
+
+/** The name of `key` in Redis: the key itself, or `h:` and its SHA-256 when longer than MAX_KEY_CHARS. */
+function name(key: string): string {
+  return key.length <= MAX_KEY_CHARS ? key : `h:${createHash('sha256').update(key).digest('base64url')}`;
 }
 
 const NOTHING = async (): Promise<void> => undefined;
