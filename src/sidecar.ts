@@ -256,7 +256,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     names,
     upstream: { api: config.upstream.apiUrl, web: config.upstream.webUrl },
     limits: { maxUrlLength: config.server.maxUrlLength, maxBodyBytes: config.server.maxBodyBytes },
-    handlers: { git: invalidateAfterPush(countGitBytes(forkGitHandler({ repos: forkRepos, logger }, mirrors.gitHandler(gitClientShare(git.handler, { requestsPerHour: config.mirror.gitRequestsPerHour, now }))), metrics), (ws, repo) => cache.invalidateRepository(ws, repo)), oauth: oauth.handler, avatar: avatarHandler({ webUrl: config.upstream.webUrl, proxy: webProxy, ttlSeconds: config.cache.freshness.metadataSeconds }, () => clients), ...options.handlers },
+    handlers: { git: invalidateAfterPush(countGitBytes(forkGitHandler({ repos: forkRepos, logger }, mirrors.gitHandler(gitClientShare(git.handler, { requestsPerHour: config.mirror.gitRequestsPerHour, now }))), metrics), (tags) => cache.invalidateTags(tags)), oauth: oauth.handler, avatar: avatarHandler({ webUrl: config.upstream.webUrl, proxy: webProxy, ttlSeconds: config.cache.freshness.metadataSeconds }, () => clients), ...options.handlers },
     ops: (req: IncomingMessage, res: ServerResponse) => ops(req, res),
     logger,
     onFinished: (record, seconds) => metrics.observeRequest(record, seconds),

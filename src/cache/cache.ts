@@ -471,7 +471,7 @@ export class ResponseCache {
    * full repository object, which the plugin fetched moments before.
    */
   private derive(call: ApiCall): Entry | undefined {
-    if (call.route.id !== 'repository' || call.query.length !== 1 || call.query[0][0] !== 'fields' || call.query[0][1] !== REPOSITORY_FIELDS_MAINBRANCH) return undefined;
+    if (call.route.cache.derive !== 'mainbranch' || call.query.length !== 1 || call.query[0][0] !== 'fields' || call.query[0][1] !== REPOSITORY_FIELDS_MAINBRANCH) return undefined;
     const full = this.store.peek(cacheKey({ ...call, query: [], trailingSlash: false }, this.deps.credential));
     if (!full || full.status !== 200) return undefined;
     let name: unknown;

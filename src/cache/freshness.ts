@@ -21,31 +21,15 @@ export const DEFAULT_FRESHNESS: FreshnessConfig = {
 
 export type Freshness = 'immutable' | 'metadata' | 'list';
 
-const COMMIT_ID = /^[0-9a-f]{12,40}$/i;
-
 /**
- * The freshness class of a GET, or undefined when it is never cached. `dynamic` routes (commit,
- * src) are immutable only when addressed by a commit id of ≥ 12 hex characters; `src` with an
- * `at=` parameter is never immutable (the plugin sends the branch there).
+ * The freshness class of a GET, or undefined when it is never cached. A route whose row says when
+ * a call names content by commit id (commit, src) is immutable for those calls.
  */
 export function freshnessOf(call: ApiCall): Freshness | undefined {
   if (call.method !== 'GET' && call.method !== 'HEAD') return undefined;
-  switch (call.route.cache) {
-    case 'none':
-      return undefined;
-    case 'immutable':
-    case 'metadata':
-    case 'list':
-      return call.route.cache;
-    case 'dynamic': {
-      if (call.route.id === 'commit') return call.params.hash && COMMIT_ID.test(call.params.hash) ? 'immutable' : 'list';
-      const rev = call.params.rev ?? call.params.hash;
-      const hasAt = call.query.some(([k]) => k === 'at');
-      return rev && COMMIT_ID.test(rev) && !hasAt ? 'immutable' : 'list';
-    }
-    default:
-      return undefined;
-  }
+  const { class: cls, immutableWhen } = call.route.cache;
+  if (cls === 'none') return undefined;
+  return immutableWhen?.(call.params, call.query) ? 'immutable' : cls;
 }
 
 /** Statuses worth storing: success and "not there" (a 404 is an answer the plugin acts on). */

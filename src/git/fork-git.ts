@@ -30,7 +30,7 @@ export function forkGitHandler(deps: { repos: ForkRepos; logger: Logger }, inner
     if (!target.ok) return sendText(res, target.status, target.message, head);
     if (target.service !== 'git-upload-pack') return sendText(res, 403, 'Pushing to a pull request source fork is not allowed through this sidecar.', head);
     const method = (req.method ?? 'GET').toUpperCase();
-    if (target.route === 'git-upload-pack') {
+    if (target.endpoint === 'upload-pack') {
       const type = String(req.headers['content-type'] ?? '').trim().toLowerCase();
       if (method !== 'POST' || type !== 'application/x-git-upload-pack-request') return sendText(res, 415, 'Expected Content-Type application/x-git-upload-pack-request for git-upload-pack', head);
       const encoding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
@@ -50,7 +50,7 @@ export function forkGitHandler(deps: { repos: ForkRepos; logger: Logger }, inner
       if (res.destroyed) return;
       await serveUploadPack(req, res, {
         dir: lease.dir,
-        advertise: target.route === 'git-info-refs',
+        advertise: target.endpoint === 'advertise',
         config: UPLOAD_PACK_CONFIG,
         log,
         repository: fork,

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { GitRoute } from './target';
+import type { GitEndpoint } from './target';
 
 /**
  * Which client request headers reach Bitbucket, and which upstream response headers reach the
@@ -8,9 +8,9 @@ import type { GitRoute } from './target';
  */
 
 /** What git's smart-HTTP client sends as Content-Type for each POST service. */
-const REQUEST_TYPES: Partial<Record<GitRoute, string>> = {
-  'git-upload-pack': 'application/x-git-upload-pack-request',
-  'git-receive-pack': 'application/x-git-receive-pack-request',
+const REQUEST_TYPES: Partial<Record<GitEndpoint, string>> = {
+  'upload-pack': 'application/x-git-upload-pack-request',
+  'receive-pack': 'application/x-git-receive-pack-request',
 };
 
 /** Visible ASCII and spaces, bounded: enough for every header git sends. */
@@ -31,7 +31,7 @@ function single(v: string | string[] | undefined): string | undefined {
  * chunked Transfer-Encoding) and Content-Encoding: gzip are kept exactly as the client sent them;
  * the body's meaning is Bitbucket's to check.
  */
-export function upstreamRequestHeaders(client: IncomingHttpHeaders, route: GitRoute, method: string, defaultUserAgent: string): RequestHeaderResult {
+export function upstreamRequestHeaders(client: IncomingHttpHeaders, endpoint: GitEndpoint, method: string, defaultUserAgent: string): RequestHeaderResult {
   const out: OutgoingHttpHeaders = {};
 
   const ua = single(client['user-agent']);
@@ -49,10 +49,10 @@ export function upstreamRequestHeaders(client: IncomingHttpHeaders, route: GitRo
 
   if (method !== 'POST') return { ok: true, headers: out };
 
-  const expected = REQUEST_TYPES[route];
+  const expected = REQUEST_TYPES[endpoint];
   const type = single(client['content-type'])?.trim().toLowerCase();
   if (!expected || type !== expected) {
-    return { ok: false, status: 415, message: `Expected Content-Type ${expected ?? '(none)'} for ${route}` };
+    return { ok: false, status: 415, message: `Expected Content-Type ${expected ?? '(none)'} for git-${endpoint}` };
   }
   out['content-type'] = expected;
 

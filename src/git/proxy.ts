@@ -175,7 +175,7 @@ export function createGitProxy(settings: GitProxySettings): GitProxy {
       return Promise.resolve();
     }
     const method = (req.method ?? 'GET').toUpperCase();
-    const headers = upstreamRequestHeaders(req.headers, target.route, method, settings.userAgent);
+    const headers = upstreamRequestHeaders(req.headers, target.endpoint, method, settings.userAgent);
     if (!headers.ok) {
       sendText(res, headers.status, headers.message, method === 'HEAD');
       return Promise.resolve();

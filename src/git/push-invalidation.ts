@@ -1,16 +1,16 @@
 import type { StreamHandler } from '../core/stream';
 
 /**
- * A push through the sidecar changes the repository's refs: what the cache holds about its branch
- * and tag lists is stale at once, without waiting for a webhook.
+ * A push through the sidecar changes the repository's refs: what the cache holds about it is
+ * stale at once, without waiting for a webhook. The route's row names the tags a push drops.
  */
-export function invalidateAfterPush(inner: StreamHandler, invalidate: (ws: string, repo: string) => void): StreamHandler {
+export function invalidateAfterPush(inner: StreamHandler, invalidate: (tags: string[]) => void): StreamHandler {
   return (req, res, ctx) => {
     const call = ctx.call;
-    if (call?.route.id === 'git-receive-pack' && call.params.ws && call.params.repo) {
-      const { ws, repo } = call.params;
+    const tags = call?.route.invalidates?.(call.params) ?? [];
+    if (tags.length > 0) {
       res.once('finish', () => {
-        if (res.statusCode === 200) invalidate(ws, repo);
+        if (res.statusCode === 200) invalidate(tags);
       });
     }
     return inner(req, res, ctx);

@@ -194,7 +194,7 @@ export function createPipeline(deps: PipelineDeps) {
       return writeAnswer(res, { status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: user }, head);
     }
 
-    const listing = match.route.id === 'repositories' && isNarrowed(client!, verdict.call.params.ws!);
+    const listing = match.route.shape === 'repository-listing' && isNarrowed(client!, verdict.call.params.ws!);
     let answer: ApiAnswer = listing
       ? await visibleListing(verdict.call, client!, deps.source, deps.upstream.api, deps.memo)
       : await followRedirects(verdict.call, deps.source, async (next) => {

@@ -12,10 +12,12 @@
 import { errorAnswer } from '../respond/errors';
 import { upstreamPath } from '../routes/call';
 import type { ApiAnswer, ApiCall } from '../core/call';
+import type { MirrorCapability } from '../core/route';
 import type { MirrorReader } from './reader';
 import { attributesFor, COMMITS_PAGE, envelope, mimetypeFor, pageHref, REFS_PAGE, SRC_PAGE, type MirrorRenderer, type PageShape } from './render';
 
-export const MIRROR_ROUTES: ReadonlySet<string> = new Set(['branches', 'branch', 'tags', 'tag', 'commit', 'commits', 'src']);
+/** The capabilities (named by the route table's `mirror` field) computed here from one mirror. */
+const FROM_MIRROR: ReadonlySet<MirrorCapability | undefined> = new Set<MirrorCapability>(['branch-list', 'branch-one', 'tag-list', 'tag-one', 'commit-one', 'commit-range', 'source']);
 
 /**
  * Raw file answers larger than this are left to upstream (they would also crowd the cache); the
@@ -36,25 +38,25 @@ const has = (call: ApiCall, name: string): boolean => call.query.some(([k]) => k
 
 /** What a call needs from the mirror; `ok: false` sends it upstream unchanged. */
 export function plan(call: ApiCall): Plan {
-  const id = call.route.id;
-  if (!MIRROR_ROUTES.has(id)) return { ok: false, reason: 'route' };
+  const kind = call.route.mirror;
+  if (!FROM_MIRROR.has(kind)) return { ok: false, reason: 'route' };
   if (call.method !== 'GET' && call.method !== 'HEAD') return { ok: false, reason: 'method' };
   for (const k of ['fields', 'q', 'sort', 'max_depth']) if (has(call, k)) return { ok: false, reason: k };
-  const shape = id === 'commits' ? COMMITS_PAGE : id === 'src' ? SRC_PAGE : REFS_PAGE;
+  const shape = kind === 'commit-range' ? COMMITS_PAGE : kind === 'source' ? SRC_PAGE : REFS_PAGE;
   if (!paging(call, shape)) return { ok: false, reason: 'paging' };
-  switch (id) {
-    case 'branches':
-    case 'branch':
-    case 'tags':
-    case 'tag':
+  switch (kind) {
+    case 'branch-list':
+    case 'branch-one':
+    case 'tag-list':
+    case 'tag-one':
       return { ok: true, fresh: true };
-    case 'commit':
+    case 'commit-one':
       return { ok: true, fresh: !IMMUTABLE_ID.test(call.params.hash ?? '') };
-    case 'commits': {
+    case 'commit-range': {
       const names = [...q(call, 'include'), ...q(call, 'exclude')];
       return { ok: true, fresh: q(call, 'include').length === 0 || !names.every((n) => /^[0-9a-f]{40}$/i.test(n)) };
     }
-    case 'src': {
+    case 'source': {
       const format = q(call, 'format');
       if (format.length > 1 || (format.length === 1 && format[0] !== 'meta')) return { ok: false, reason: 'format' };
       if (q(call, 'at').length > 1) return { ok: false, reason: 'at' };
@@ -95,8 +97,8 @@ export interface AnswerContext {
 
 /** Computes the answer of a planned call from the mirror. */
 export async function answer(call: ApiCall, ctx: AnswerContext): Promise<Outcome> {
-  const id = call.route.id;
-  const shape = id === 'commits' ? COMMITS_PAGE : id === 'src' ? SRC_PAGE : REFS_PAGE;
+  const kind = call.route.mirror;
+  const shape = kind === 'commit-range' ? COMMITS_PAGE : kind === 'source' ? SRC_PAGE : REFS_PAGE;
   const p = paging(call, shape)!;
   const full = upstreamPath(call);
   const qi = full.indexOf('?');
@@ -110,40 +112,40 @@ export async function answer(call: ApiCall, ctx: AnswerContext): Promise<Outcome
   };
   const { reader, render } = ctx;
 
-  switch (id) {
-    case 'branches': {
+  switch (kind) {
+    case 'branch-list': {
       const refs = await reader.refs();
       return page([...refs.branches], REFS_PAGE, async ([name, sha]) => {
         const c = await reader.commit(sha);
         return c && render.branch(name, c);
       });
     }
-    case 'tags': {
+    case 'tag-list': {
       const refs = await reader.refs();
       return page([...refs.tags], REFS_PAGE, async ([name, t]) => renderTag(ctx, name, t.objectSha, t.commit, t.annotated));
     }
-    case 'branch': {
+    case 'branch-one': {
       const name = call.params.name!;
       const sha = (await reader.refs()).branches.get(name);
       if (!sha) return notFound(`Branch "${name}" does not exist`);
       const c = await reader.commit(sha);
       return c ? json(render.branch(name, c)) : { kind: 'defer', reason: 'object missing' };
     }
-    case 'tag': {
+    case 'tag-one': {
       const name = call.params.name!;
       const t = (await reader.refs()).tags.get(name);
       if (!t) return notFound(`Tag "${name}" does not exist`);
       const out = await renderTag(ctx, name, t.objectSha, t.commit, t.annotated);
       return out ? json(out) : { kind: 'defer', reason: 'object missing' };
     }
-    case 'commit': {
+    case 'commit-one': {
       const hash = call.params.hash!;
       if (await reader.resolveRef(hash)) return { kind: 'defer', reason: 'ref named like a commit id' };
       const sha = await reader.commitByPrefix(hash);
       const c = sha ? await reader.commit(sha) : undefined;
       return c ? json(render.commit(c)) : { kind: 'absent' };
     }
-    case 'commits': {
+    case 'commit-range': {
       const include: string[] = [];
       const exclude: string[] = [];
       if (q(call, 'include').length === 0) include.push(...new Set((await reader.refs()).branches.values()));
@@ -170,7 +172,7 @@ export async function answer(call: ApiCall, ctx: AnswerContext): Promise<Outcome
       if (values.some((v) => v === undefined)) return { kind: 'defer', reason: 'object missing' };
       return json(envelope(values, skip + hashes.length, p.page, p.pagelen, COMMITS_PAGE, link));
     }
-    case 'src':
+    case 'source':
       return src(call, ctx, page);
     default:
       return { kind: 'defer', reason: 'route' };

@@ -41,8 +41,9 @@ export class RepositoryIndex {
   /** Learns from an upstream answer on its way to the cache. */
   learn(call: ApiCall, answer: ApiAnswer): void {
     if (answer.status !== 200 || (call.method !== 'GET' && call.method !== 'HEAD')) return;
-    const id = call.route.id;
-    if (id !== 'repositories' && id !== 'repository') return;
+    const teaches = call.route.teaches ?? [];
+    const object = teaches.includes('repository-object');
+    if (!object && !teaches.includes('repository-page')) return;
     if (call.query.some(([k]) => k === 'fields')) return;
     let json: unknown;
     try {
@@ -62,7 +63,7 @@ export class RepositoryIndex {
       this.known.delete(full);
       this.known.set(full, { body: JSON.stringify(r), mainBranch: typeof main === 'string' ? main : undefined, learnedAt: at, page });
     };
-    if (id === 'repository') return remember(json, this.known.peek(`${call.params.ws}/${call.params.repo}`)?.page);
+    if (object) return remember(json, this.known.peek(`${call.params.ws}/${call.params.repo}`)?.page);
     const values = (json as { values?: unknown }).values;
     const page = { ...call, background: undefined };
     if (Array.isArray(values)) for (const v of values) remember(v, page);
@@ -92,7 +93,7 @@ export class RepositoryIndex {
    * listing page is fetched again through when the object has aged.
    */
   async answer(call: ApiCall, inner: Source): Promise<ApiAnswer | undefined> {
-    if (call.route.id !== 'repository' || (call.method !== 'GET' && call.method !== 'HEAD')) return undefined;
+    if (call.route.mirror !== 'repository-index' || (call.method !== 'GET' && call.method !== 'HEAD')) return undefined;
     const fields = call.query.filter(([k]) => k === 'fields').map(([, v]) => v);
     if (call.query.length !== fields.length || fields.length > 1 || (fields.length === 1 && fields[0] !== MAINBRANCH)) return undefined;
     const key = `${call.params.ws}/${call.params.repo}`;

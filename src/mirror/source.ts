@@ -36,7 +36,7 @@ export function mirrorSource(deps: { manager: MirrorManager; index: RepositoryIn
   return async (call: ApiCall, ctx?: CallContext): Promise<ApiAnswer> => {
     const { ws, repo } = call.params;
     if (!ws || !repo || (call.method !== 'GET' && call.method !== 'HEAD')) return learnThrough(call, ctx);
-    if (call.route.id === 'repository') {
+    if (call.route.mirror === 'repository-index') {
       if (!manager.eligible(ws, repo)) return learnThrough(call, ctx);
       const derived = await index.answer(call, (c) => learnThrough(c, ctx));
       if (derived) {

@@ -70,16 +70,16 @@ export function mirrorGitHandler(deps: MirrorGitDeps, upstream: StreamHandler): 
 
   return async (req, res, ctx) => {
     const call = ctx.call;
-    const id = call?.route.id;
+    const endpoint = call?.route.git;
     const ws = call?.params.ws;
     const repo = call?.params.repo;
-    const uploadPack = id === 'git-upload-pack' || (id === 'git-info-refs' && call!.query.some(([k, v]) => k === 'service' && v === 'git-upload-pack'));
+    const uploadPack = endpoint === 'upload-pack' || (endpoint === 'advertise' && call!.query.some(([k, v]) => k === 'service' && v === 'git-upload-pack'));
     // A push through the sidecar changes the repository: its mirror is stale from now on.
-    if (id === 'git-receive-pack' && ws && repo) return toUpstream(req, res, ctx).finally(() => deps.manager.markStale(ws, repo));
+    if (endpoint === 'receive-pack' && ws && repo) return toUpstream(req, res, ctx).finally(() => deps.manager.markStale(ws, repo));
     if (!call || !ws || !repo || !uploadPack || ctx.fork || !deps.manager.eligible(ws, repo)) return toUpstream(req, res, ctx);
     const key = `${ws}/${repo}`;
 
-    if (id === 'git-info-refs') {
+    if (endpoint === 'advertise') {
       const fresh = await deps.manager.ensureFresh(ws, repo, deps.manager.settings.waitSeconds * 1000);
       const st = deps.manager.peek(ws, repo);
       const use = fresh && st !== undefined && serving < maxServing;

@@ -16,7 +16,7 @@ export function shapeAnswer(answer: ApiAnswer, call: ApiCall, client: Client, fa
   if (headers.location) headers.location = rewriteUrl(headers.location, bases);
   if (shaped.status >= 400 || shaped !== answer) return { ...shaped, headers };
   // A narrowed client's listing was computed from what it may see (src/respond/listing.ts).
-  if (call.route.id === 'repositories' && answer.scopedFor !== client.id) {
+  if (call.route.shape === 'repository-listing' && answer.scopedFor !== client.id) {
     // A listing is filtered to the client's scope, so one that cannot be read is not passed on.
     // Project facts can change what it shows a client: the filtered view is not memoised.
     const json = isJson(shaped) ? memo.parse(shaped.body) : undefined;

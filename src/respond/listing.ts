@@ -1,6 +1,6 @@
 import type { Client } from '../core/client';
 import { cacheStatus } from '../core/cache-status';
-import { ROUTES } from '../routes/catalog';
+import { routeById } from '../routes/catalog';
 import { canonicalQuery } from '../routes/call';
 import type { ApiAnswer, ApiCall, Source } from '../core/call';
 import { encodeQuery, encodeSegment } from '../routes/canonical';
@@ -29,7 +29,7 @@ const DEFAULT_PAGELEN = 10;
 const MAX_PAGELEN = 100;
 const ROLES = new Set(['member', 'contributor', 'admin', 'owner']);
 const PROJECT_Q = /^\s*project\.key\s*=\s*"([A-Za-z0-9_]+)"\s*$/;
-const REPOSITORIES = ROUTES.find((r) => r.id === 'repositories')!;
+const REPOSITORIES = routeById('repositories');
 
 /** True when the client's rules for the workspace leave some repositories out. */
 export function isNarrowed(client: Client, ws: string): boolean {

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Client, Permission } from '../core/client';
-import { ROUTES } from '../routes/catalog';
-import type { RouteDef, RouteMatch } from '../core/route';
+import { routeById as route } from '../routes/catalog';
+import type { RouteMatch } from '../core/route';
 import { canonicalQuery } from '../routes/call';
 import type { ApiCall, Method, Source } from '../core/call';
 import { isUuidForm } from '../routes/match';
@@ -17,20 +17,12 @@ export type GateResult =
 export const NOT_FOUND_MESSAGE =
   'You may not have access to this resource or it no longer exists. If you think it exists and you have access, make sure you are authenticated.';
 
-const ROUTE = new Map(ROUTES.map((r) => [r.id, r] as const));
 /** Look-ups that found nothing, remembered so that asking again costs no upstream call. */
 export const GATE_MISS_TTL_MS = 60_000;
 const GATE_MISSES_MAX = 10_000;
 
-function route(id: string): RouteDef {
-  const r = ROUTE.get(id);
-  if (!r) throw new Error(`no route ${id}`);
-  return r;
-}
-
 export function requiredPermission(match: RouteMatch, query: readonly [string, string][]): Permission | 'none' {
-  if (match.route.id === 'git-info-refs' && query.some(([k, v]) => k === 'service' && v === 'git-receive-pack')) return 'git:push';
-  return match.route.permission;
+  return match.route.permissionFor?.(query) ?? match.route.permission;
 }
 
 /**

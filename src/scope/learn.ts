@@ -36,15 +36,16 @@ function learnFrom(facts: ScopeFacts, call: ApiCall, json: unknown): void {
   if (json === undefined) return;
   const { ws, repo } = call.params;
   const target = ws && repo ? `${ws}/${repo}` : undefined;
-  const prRoute = call.route.id === 'pullrequests' || call.route.id === 'pullrequest';
-  facts.learn(json, prRoute ? target : undefined);
+  const teaches = call.route.teaches ?? [];
+  facts.learn(json, teaches.includes('pull-requests') ? target : undefined);
   // A fork's source branch or `commit/{short}` names the full hash of a PR's source commit.
-  if (target && (call.route.id === 'branch' || call.route.id === 'commit') && facts.forkGrants(target).length > 0) {
+  const commitAt = teaches.includes('commit-hash') ? 'hash' : teaches.includes('ref-target') ? 'target' : undefined;
+  if (target && commitAt && facts.forkGrants(target).length > 0) {
     const j = json as { hash?: unknown; target?: { hash?: unknown } };
-    const hash = call.route.id === 'commit' ? j.hash : j.target?.hash;
+    const hash = commitAt === 'hash' ? j.hash : j.target?.hash;
     if (typeof hash === 'string') facts.confirmForkCommit(target, hash);
   }
-  if (call.route.id === 'pullrequests' && target && isCompleteOpenList(call, json)) {
+  if (teaches.includes('open-pull-requests') && target && isCompleteOpenList(call, json)) {
     const ids = ((json as { values: { id?: unknown }[] }).values ?? []).map((v) => v.id).filter((id): id is number => typeof id === 'number');
     reconcileOpenPullRequests(facts, target, new Set(ids));
   }

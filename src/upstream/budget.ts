@@ -51,10 +51,9 @@ export const DEFAULT_BUDGET: BudgetConfig = {
 
 export type Priority = 'foreground' | 'background';
 
+/** The route's row says which of Bitbucket's buckets counts the call. */
 export function budgetClassOf(call: Pick<ApiCall, 'route'>): BudgetClass {
-  if (call.route.id === 'hooks' || call.route.id === 'hook') return 'webhook';
-  if (call.route.pattern.startsWith('/2.0/repositories/')) return 'repository';
-  return 'other';
+  return call.route.budget;
 }
 
 export const HOUR_MS = 3_600_000;

@@ -48,20 +48,6 @@ export interface RefresherStats {
   budgetSpent: number;
 }
 
-/**
- * Routes whose answers are kept warm: what an organization re-index asks for besides answers
- * addressed by commit id (immutable, fresh for a day). `family` names the webhook events that
- * would invalidate them, so a recent verified delivery of that family vouches for them.
- */
-const WARM_ROUTES: Record<string, 'push' | 'pullrequest' | undefined> = {
-  workspace: undefined,
-  repositories: undefined,
-  repository: undefined,
-  branches: 'push',
-  tags: 'push',
-  pullrequests: 'pullrequest',
-};
-
 interface Tracked {
   call: ApiCall;
   lastAsked: number;
@@ -104,7 +90,8 @@ export class WarmRefresher {
       const answer = await inner(call, ctx);
       // Derived answers (`/{repo}/?fields=mainbranch.name` from the stored repository) stay derived.
       const derived = /detail=derived/.test(answer.cacheStatus ?? '');
-      if (!call.background && (call.method === 'GET' || call.method === 'HEAD') && call.route.id in WARM_ROUTES && answer.status === 200 && !derived) this.track(call);
+      // Rows with `warm`: what an organization re-index asks for besides answers addressed by commit id.
+      if (!call.background && (call.method === 'GET' || call.method === 'HEAD') && call.route.warm !== undefined && answer.status === 200 && !derived) this.track(call);
       return answer;
     };
   }
@@ -188,7 +175,8 @@ export class WarmRefresher {
     due.sort((a, b) => a.at - b.at); // invalidated and missing first, then the soonest to expire
     for (const { t } of due) {
       if (this.closed) return;
-      const family = WARM_ROUTES[t.call.route.id];
+      // A recent verified delivery of the events that would invalidate the answer vouches for it.
+      const family = t.call.route.warm?.vouchedBy;
       const { ws, repo } = t.call.params;
       const vouched = family && ws && repo ? this.confirmed.get(`${family} ${ws}/${repo}`) : undefined;
       if (vouched !== undefined && now - vouched <= this.settings.confirmedSeconds * 1000 && this.deps.cache.renew(t.call)) {

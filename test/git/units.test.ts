@@ -1,9 +1,9 @@
 import { acceptsGzip, clientResponseHeaders, gitTarget, upstreamFailure, upstreamRequestHeaders } from '../../src/git';
-import { ROUTES } from '../../src/routes/catalog';
+import { routeById, type RouteId } from '../../src/routes/catalog';
 import type { ApiCall } from '../../src/core/call';
 
-const route = (id: string) => ROUTES.find((r) => r.id === id)!;
-const call = (id: string, ws: string, repo: string, query: [string, string][] = []): ApiCall => ({
+const route = (id: RouteId) => routeById(id);
+const call = (id: RouteId, ws: string, repo: string, query: [string, string][] = []): ApiCall => ({
   method: id === 'git-info-refs' ? 'GET' : 'POST',
   route: route(id),
   params: { ws, repo },
@@ -48,7 +48,7 @@ describe('upstreamRequestHeaders', () => {
   };
 
   it('keeps only what git needs; never the client Authorization, Host or cookies', () => {
-    const r = upstreamRequestHeaders(post, 'git-upload-pack', 'POST', 'sidecar/1');
+    const r = upstreamRequestHeaders(post, 'upload-pack', 'POST', 'sidecar/1');
     expect(r).toEqual({
       ok: true,
       headers: { 'user-agent': 'git/2.39.5', 'git-protocol': 'version=2', 'content-type': 'application/x-git-upload-pack-request', 'content-length': '120' },
@@ -57,20 +57,20 @@ describe('upstreamRequestHeaders', () => {
 
   it('passes chunked framing and gzip coding through, refuses other codings and missing framing', () => {
     const { 'content-length': _, ...noLength } = post;
-    expect(upstreamRequestHeaders({ ...noLength, 'transfer-encoding': 'chunked', 'content-encoding': 'gzip' }, 'git-upload-pack', 'POST', 'ua')).toMatchObject({
+    expect(upstreamRequestHeaders({ ...noLength, 'transfer-encoding': 'chunked', 'content-encoding': 'gzip' }, 'upload-pack', 'POST', 'ua')).toMatchObject({
       ok: true,
       headers: { 'transfer-encoding': 'chunked', 'content-encoding': 'gzip' },
     });
-    expect(upstreamRequestHeaders({ ...post, 'content-encoding': 'deflate' }, 'git-upload-pack', 'POST', 'ua')).toMatchObject({ ok: false, status: 415 });
-    expect(upstreamRequestHeaders(noLength, 'git-upload-pack', 'POST', 'ua')).toMatchObject({ ok: false, status: 411 });
-    expect(upstreamRequestHeaders({ ...post, 'content-type': 'application/x-git-receive-pack-request' }, 'git-upload-pack', 'POST', 'ua')).toMatchObject({ ok: false, status: 415 });
-    expect(upstreamRequestHeaders({ ...post, 'content-type': 'application/x-git-receive-pack-request' }, 'git-receive-pack', 'POST', 'ua')).toMatchObject({ ok: true });
+    expect(upstreamRequestHeaders({ ...post, 'content-encoding': 'deflate' }, 'upload-pack', 'POST', 'ua')).toMatchObject({ ok: false, status: 415 });
+    expect(upstreamRequestHeaders(noLength, 'upload-pack', 'POST', 'ua')).toMatchObject({ ok: false, status: 411 });
+    expect(upstreamRequestHeaders({ ...post, 'content-type': 'application/x-git-receive-pack-request' }, 'upload-pack', 'POST', 'ua')).toMatchObject({ ok: false, status: 415 });
+    expect(upstreamRequestHeaders({ ...post, 'content-type': 'application/x-git-receive-pack-request' }, 'receive-pack', 'POST', 'ua')).toMatchObject({ ok: true });
   });
 
   it('drops a malformed Git-Protocol and replaces an unusable User-Agent', () => {
-    const r = upstreamRequestHeaders({ 'git-protocol': 'version=2 evil', 'user-agent': 'x\u0001y' }, 'git-info-refs', 'GET', 'bitbucket-sidecar/0.1.0');
+    const r = upstreamRequestHeaders({ 'git-protocol': 'version=2 evil', 'user-agent': 'x\u0001y' }, 'advertise', 'GET', 'bitbucket-sidecar/0.1.0');
     expect(r).toEqual({ ok: true, headers: { 'user-agent': 'bitbucket-sidecar/0.1.0' } });
-    expect(upstreamRequestHeaders({ 'git-protocol': 'version=2:object-format=sha256' }, 'git-info-refs', 'GET', 'ua')).toMatchObject({ headers: { 'git-protocol': 'version=2:object-format=sha256' } });
+    expect(upstreamRequestHeaders({ 'git-protocol': 'version=2:object-format=sha256' }, 'advertise', 'GET', 'ua')).toMatchObject({ headers: { 'git-protocol': 'version=2:object-format=sha256' } });
   });
 
   it('asks for gzip only when the client accepts it', () => {
@@ -78,7 +78,7 @@ describe('upstreamRequestHeaders', () => {
     expect(acceptsGzip('gzip;q=0')).toBe(false);
     expect(acceptsGzip('identity')).toBe(false);
     expect(acceptsGzip(undefined)).toBe(false);
-    expect(upstreamRequestHeaders({ 'accept-encoding': 'br, x-gzip;q=0.5' }, 'git-info-refs', 'GET', 'ua')).toMatchObject({ headers: { 'accept-encoding': 'gzip' } });
+    expect(upstreamRequestHeaders({ 'accept-encoding': 'br, x-gzip;q=0.5' }, 'advertise', 'GET', 'ua')).toMatchObject({ headers: { 'accept-encoding': 'gzip' } });
   });
 });
 

@@ -3,11 +3,11 @@ import { GitBudget } from '../../src/mirror/budget';
 import { plan } from '../../src/mirror/answers';
 import { gitError, upstreamGitConfig } from '../../src/mirror/git-run';
 import { pageHref } from '../../src/mirror/render';
-import { ROUTES } from '../../src/routes/catalog';
+import { routeById, type RouteId } from '../../src/routes/catalog';
 import type { ApiCall } from '../../src/core/call';
 
-const route = (id: string) => ROUTES.find((r) => r.id === id)!;
-const call = (id: string, params: ApiCall['params'], query: [string, string][] = []): ApiCall => ({ method: 'GET', route: route(id), params: { ws: 'acme', repo: 'r', ...params }, trailingSlash: false, query });
+const route = (id: RouteId) => routeById(id);
+const call = (id: RouteId, params: ApiCall['params'], query: [string, string][] = []): ApiCall => ({ method: 'GET', route: route(id), params: { ws: 'acme', repo: 'r', ...params }, trailingSlash: false, query });
 
 describe('mirror units', () => {
   it('config: off by default, documented defaults, workspace switches by slug (case-insensitive), strict keys', () => {

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { BodyMemo } from '../../src/core/body-memo';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { ROUTES } from '../../src/routes/catalog';
+import { routeById, type RouteId } from '../../src/routes/catalog';
 import type { ApiCall, Method } from '../../src/core/call';
 import { UpstreamClient, UpstreamError } from '../../src/upstream/client';
 
@@ -30,7 +30,7 @@ beforeEach(() => {
   seen.length = 0;
 });
 
-const route = (id: string) => ROUTES.find((r) => r.id === id)!;
+const route = (id: RouteId) => routeById(id);
 const branches = (method: Method = 'GET', body?: Buffer): ApiCall => ({
   method,
   route: route('branches'),
