@@ -100,7 +100,7 @@ describe('architecture', () => {
     });
 
     it('keeps the fake Bitbucket an island only the demo imports', () => {
-      expect(found).toContain('island-imports-core-only: src/fake-bitbucket/f.ts → src/respond/q.ts');
+      expect(found).toContain('island-imports-shared-only: src/fake-bitbucket/f.ts → src/respond/q.ts');
       expect(found).toContain('island-imported-by-demo-only: src/sidecar.ts → src/fake-bitbucket/f.ts');
       expect(found.filter((v) => v.includes('src/demo.ts'))).toEqual([]);
     });

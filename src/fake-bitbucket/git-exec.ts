@@ -1,21 +1,10 @@
 /** Running the git CLI with a clean, predictable environment. */
 import { spawn } from 'node:child_process';
+import { cleanGitEnv } from '../git-objects/env';
 
-/** process.env without inherited GIT_* variables, without user/system config, never prompting. */
+/** The clean git environment shared with the sidecar's mirrors (git-objects/env.ts). */
 export function gitEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!k.startsWith('GIT_')) env[k] = v;
-  }
-  env.GIT_CONFIG_NOSYSTEM = '1';
-  env.GIT_CONFIG_GLOBAL = '/dev/null';
-  env.GIT_TERMINAL_PROMPT = '0';
-  env.LC_ALL = 'C';
-  for (const [k, v] of Object.entries(extra)) {
-    if (v === undefined) delete env[k];
-    else env[k] = v;
-  }
-  return env;
+  return cleanGitEnv(extra);
 }
 
 export interface GitResult {

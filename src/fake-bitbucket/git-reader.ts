@@ -5,16 +5,12 @@
  */
 import { runGit } from './git-exec';
 import { readRefsFromDisk } from './git-refs';
-import {
-  type CommitInfo,
-  type ObjectPool,
-  type RawObject,
-  type TagInfo,
-  type TreeEntry,
-  parseCommit,
-  parseTag,
-  parseTree,
-} from './git-objects';
+import { BoundedMap } from '../core/bounded-map';
+import { resolveRefName } from '../git-objects/refs';
+import type { RawObject, ReaderPool } from '../git-objects/cat-file';
+import { type CommitObject, type PathEntry, type TagObject, type TreeEntry, entryAt, parseCommit, parseTag, parseTree } from '../git-objects/parse';
+
+export type { PathEntry };
 
 export interface TagRef {
   name: string;
@@ -32,24 +28,8 @@ export interface RefsSnapshot {
   tags: Map<string, TagRef>;
 }
 
-export type PathEntry = { kind: 'root'; tree: string } | (TreeEntry & { path: string });
-
-/** Small bounded map: drops the oldest entries beyond `max`. */
-class BoundedMap<K, V> extends Map<K, V> {
-  constructor(private readonly max: number) {
-    super();
-  }
-  override set(k: K, v: V): this {
-    if (!this.has(k) && this.size >= this.max) {
-      const first = this.keys().next();
-      if (!first.done) this.delete(first.value);
-    }
-    return super.set(k, v);
-  }
-}
-
-const commitCache = new BoundedMap<string, CommitInfo>(50000);
-const tagCache = new BoundedMap<string, TagInfo>(20000);
+const commitCache = new BoundedMap<string, CommitObject>(50000);
+const tagCache = new BoundedMap<string, TagObject>(20000);
 const treeCache = new BoundedMap<string, TreeEntry[]>(20000);
 const sizeCache = new BoundedMap<string, number>(50000);
 
@@ -67,7 +47,7 @@ export class RepoReader {
    */
   constructor(
     readonly gitDir: string,
-    private readonly pool: ObjectPool,
+    private readonly pool: ReaderPool,
     private readonly storeDir?: string,
   ) {}
 
@@ -179,24 +159,7 @@ export class RepoReader {
 
   /** A ref name (branch, tag, `heads/x`, `tags/x`, `refs/heads/x`, `refs/tags/x`) → commit. */
   async resolveRefName(name: string): Promise<string | undefined> {
-    const refs = await this.refs();
-    const candidates: Array<['b' | 't', string]> = [
-      ['b', name],
-      ['t', name],
-    ];
-    for (const [prefix, kind] of [
-      ['refs/heads/', 'b'],
-      ['heads/', 'b'],
-      ['refs/tags/', 't'],
-      ['tags/', 't'],
-    ] as const) {
-      if (name.startsWith(prefix)) candidates.push([kind, name.slice(prefix.length)]);
-    }
-    for (const [kind, n] of candidates) {
-      if (kind === 'b' && refs.branches.has(n)) return refs.branches.get(n);
-      if (kind === 't' && refs.tags.has(n)) return refs.tags.get(n)!.commit;
-    }
-    return undefined;
+    return resolveRefName(await this.refs(), name);
   }
 
   /** Branch/tag name first, then a commit hash prefix. */
@@ -204,7 +167,7 @@ export class RepoReader {
     return (await this.resolveRefName(s)) ?? (await this.lookupCommitPrefix(s));
   }
 
-  async commit(sha: string): Promise<CommitInfo | undefined> {
+  async commit(sha: string): Promise<CommitObject | undefined> {
     const cached = commitCache.get(sha);
     if (cached) return cached;
     const raw = await this.object('contents', sha);
@@ -214,7 +177,7 @@ export class RepoReader {
     return c;
   }
 
-  async tag(sha: string): Promise<TagInfo | undefined> {
+  async tag(sha: string): Promise<TagObject | undefined> {
     const cached = tagCache.get(sha);
     if (cached) return cached;
     const raw = await this.object('contents', sha);
@@ -251,19 +214,7 @@ export class RepoReader {
   /** Entry at `path` ('' = root) in the commit's tree. */
   async entryAt(commitSha: string, path: string): Promise<PathEntry | undefined> {
     const c = await this.commit(commitSha);
-    if (!c) return undefined;
-    const parts = path.split('/').filter((p) => p !== '');
-    if (parts.length === 0) return { kind: 'root', tree: c.tree };
-    let tree = c.tree;
-    for (let i = 0; i < parts.length; i++) {
-      const entries = await this.tree(tree);
-      const e = entries?.find((x) => x.name === parts[i]);
-      if (!e) return undefined;
-      if (i === parts.length - 1) return { ...e, path: parts.join('/') };
-      if (e.kind !== 'tree') return undefined;
-      tree = e.sha;
-    }
-    return undefined;
+    return c ? entryAt((sha) => this.tree(sha), c.tree, path) : undefined;
   }
 
   /** `git rev-list --topo-order include… --not exclude…` (all arguments must be full hashes). */

@@ -39,20 +39,7 @@ export function isoNanosZ(ms: number, salt = ''): string {
   return `${base.slice(0, 23)}${saltDigits(salt, 6)}Z`;
 }
 
-/** Commit dates: `2018-09-21T14:09:51+00:00` (UTC, whole seconds). */
-export function isoSeconds(epochSeconds: number): string {
-  return `${new Date(epochSeconds * 1000).toISOString().slice(0, 19)}+00:00`;
-}
-
 /** Percent-encoding for a path segment that must stay one segment (`/`→%2F, `{`→%7B, …). */
 export function encodeSegment(s: string): string {
   return encodeURIComponent(s);
-}
-
-/**
- * Bitbucket's encoding of ref names inside `links` (recorded:
- * `refs/tags/special-%22$;%3E%3C&%23_=@!%7C.,/test`): like encodeURI but also `#` and `?`.
- */
-export function encodeRefForLink(name: string): string {
-  return encodeURI(name).replace(/#/g, '%23').replace(/\?/g, '%3F');
 }

@@ -3,7 +3,9 @@
  * All API links are absolute on the fake's own origin (`${url}/2.0/...`), web links on `${url}/...`.
  */
 import { createHash } from 'node:crypto';
-import { encodeRefForLink, encodeSegment, isoSeconds } from './ids';
+import type { CommitObject, GitIdent, TagObject } from '../git-objects/parse';
+import { GitRenderer, href, rendered, type Json } from '../git-objects/render';
+import { encodeSegment } from './ids';
 import type {
   FakeBuildStatus,
   FakeHook,
@@ -15,28 +17,10 @@ import type {
   FakeUser,
   FakeWorkspace,
 } from './model';
-import type { CommitInfo, GitIdent, TagInfo } from './git-objects';
 
-type J = Record<string, unknown>;
+type J = Json;
 
-const href = (h: string): { href: string } => ({ href: h });
-
-function escapeHtml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
-
-export function rendered(raw: string): J {
-  const t = raw.trim();
-  return { type: 'rendered', raw, markup: 'markdown', html: t ? `<p>${escapeHtml(t)}</p>` : '' };
-}
-
-/** `a/b c` → `a/b%20c` (each segment encoded, slashes kept). */
-export function encodePath(p: string): string {
-  return p
-    .split('/')
-    .map((s) => encodeSegment(s))
-    .join('/');
-}
+export { rendered };
 
 function initials(name: string): string {
   return name
@@ -280,89 +264,31 @@ export class Renderer {
     return u ? { type: 'author', raw, user: this.userMini(u) } : { type: 'author', raw };
   }
 
+  /** The shared git-object renderer for one repository, with the fake's accounts behind authors. */
+  git(r: FakeRepository): GitRenderer {
+    return new GitRenderer({ repoApi: this.repoApi(r), repoWeb: this.repoWeb(r), mini: this.repoMini(r), author: (id) => this.author(id) });
+  }
+
   commitRef(r: FakeRepository, hash: string): J {
-    return {
-      hash,
-      links: {
-        self: href(`${this.repoApi(r)}/commit/${hash}`),
-        html: href(`${this.repoWeb(r)}/commits/${hash}`),
-      },
-      type: 'commit',
-    };
+    return this.git(r).commitRef(hash);
   }
 
   /** Commit as in branch/tag `target` (no summary/rendered). */
-  commitTarget(r: FakeRepository, c: CommitInfo): J {
-    const api = `${this.repoApi(r)}/commit/${c.sha}`;
-    return {
-      type: 'commit',
-      hash: c.sha,
-      date: isoSeconds(c.author.time),
-      author: this.author(c.author),
-      message: c.message,
-      links: {
-        self: href(api),
-        html: href(`${this.repoWeb(r)}/commits/${c.sha}`),
-        diff: href(`${this.repoApi(r)}/diff/${c.sha}`),
-        approve: href(`${api}/approve`),
-        comments: href(`${api}/comments`),
-        statuses: href(`${api}/statuses`),
-        patch: href(`${this.repoApi(r)}/patch/${c.sha}`),
-      },
-      parents: c.parents.map((p) => this.commitRef(r, p)),
-      repository: this.repoMini(r),
-    };
+  commitTarget(r: FakeRepository, c: CommitObject): J {
+    return this.git(r).commitTarget(c);
   }
 
   /** Full commit (`GET /commit/{hash}`, commit lists). */
-  commit(r: FakeRepository, c: CommitInfo): J {
-    const t = this.commitTarget(r, c);
-    return {
-      type: 'commit',
-      hash: c.sha,
-      date: t.date,
-      author: t.author,
-      message: c.message,
-      summary: rendered(c.message),
-      links: t.links,
-      parents: t.parents,
-      rendered: { message: rendered(c.message) },
-      repository: t.repository,
-      participants: [],
-    };
+  commit(r: FakeRepository, c: CommitObject): J {
+    return this.git(r).commit(c);
   }
 
-  branch(r: FakeRepository, name: string, c: CommitInfo): J {
-    const enc = encodeRefForLink(name);
-    return {
-      name,
-      links: {
-        commits: href(`${this.repoApi(r)}/commits/${enc}`),
-        self: href(`${this.repoApi(r)}/refs/branches/${enc}`),
-        html: href(`${this.repoWeb(r)}/branch/${enc}`),
-      },
-      default_merge_strategy: 'merge_commit',
-      merge_strategies: ['merge_commit', 'squash', 'fast_forward'],
-      type: 'branch',
-      target: this.commitTarget(r, c),
-    };
+  branch(r: FakeRepository, name: string, c: CommitObject): J {
+    return this.git(r).branch(name, c);
   }
 
-  tag(r: FakeRepository, name: string, t: TagInfo | undefined, c: CommitInfo): J {
-    const enc = encodeRefForLink(name);
-    return {
-      name,
-      type: 'tag',
-      message: t ? t.message : null,
-      date: t?.tagger ? isoSeconds(t.tagger.time) : null,
-      tagger: t?.tagger ? this.author(t.tagger) : null,
-      target: this.commitTarget(r, c),
-      links: {
-        self: href(`${this.repoApi(r)}/refs/tags/${enc}`),
-        commits: href(`${this.repoApi(r)}/commits/${enc}`),
-        html: href(`${this.repoWeb(r)}/commits/tag/${enc}`),
-      },
-    };
+  tag(r: FakeRepository, name: string, t: TagObject | undefined, c: CommitObject): J {
+    return this.git(r).tag(name, t, c);
   }
 
   participant(p: FakeParticipant, at: string): J {
@@ -471,30 +397,10 @@ export class Renderer {
   }
 
   srcFile(r: FakeRepository, commit: string, path: string, attributes: string[], size: number, mimetype: string | null): J {
-    const base = `${this.repoApi(r)}/src/${commit}/${encodePath(path)}`;
-    return {
-      path,
-      commit: this.commitRef(r, commit),
-      type: 'commit_file',
-      attributes,
-      escaped_path: path,
-      size,
-      mimetype,
-      links: {
-        self: href(base),
-        meta: href(`${base}?format=meta`),
-        history: href(`${this.repoApi(r)}/filehistory/${commit}/${encodePath(path)}`),
-      },
-    };
+    return this.git(r).srcFile(commit, path, attributes, size, mimetype);
   }
 
   srcDirectory(r: FakeRepository, commit: string, path: string): J {
-    const base = `${this.repoApi(r)}/src/${commit}/${path ? `${encodePath(path)}/` : ''}`;
-    return {
-      path,
-      type: 'commit_directory',
-      links: { self: href(base), meta: href(`${base}?format=meta`) },
-      commit: this.commitRef(r, commit),
-    };
+    return this.git(r).srcDirectory(commit, path);
   }
 }

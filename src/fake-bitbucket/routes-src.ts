@@ -4,45 +4,12 @@
  * %2F segment or several literal segments); with `at=` and no hash the segments are all path.
  */
 import { type RepoRequest, listResult, methodNotAllowed, q1 } from './api-common';
-import type { TreeEntry } from './git-objects';
+import type { TreeEntry } from '../git-objects/parse';
+import { attributesFor, mimetypeFor } from '../git-objects/render';
 import type { RepoReader } from './git-reader';
 import { apiError, json, type ApiResult } from './http-util';
 import type { FakeRepository } from './model';
 import type { Renderer } from './render';
-
-const MIME: Record<string, string> = {
-  bat: 'application/x-msdos-program',
-  cmd: 'application/x-msdos-program',
-  sh: 'application/x-sh',
-  json: 'application/json',
-  xml: 'application/xml',
-  md: 'text/markdown',
-  txt: 'text/plain',
-  html: 'text/html',
-  css: 'text/css',
-  js: 'application/javascript',
-  png: 'image/png',
-  jpg: 'image/jpeg',
-  gif: 'image/gif',
-  svg: 'image/svg+xml',
-  zip: 'application/zip',
-  py: 'text/x-python',
-  java: 'text/x-java',
-};
-
-export function mimetypeFor(path: string): string | null {
-  const base = path.split('/').pop() ?? '';
-  const dot = base.lastIndexOf('.');
-  if (dot <= 0) return null;
-  return MIME[base.slice(dot + 1).toLowerCase()] ?? null;
-}
-
-export function attributesFor(mode: string): string[] {
-  if (mode === '120000') return ['link'];
-  if (mode === '160000') return ['subrepository'];
-  if (mode === '100755') return ['executable'];
-  return [];
-}
 
 function noSuchFile(path: string): ApiResult {
   return apiError(404, `No such file or directory: ${path}`);

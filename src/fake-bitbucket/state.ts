@@ -2,7 +2,8 @@
 import { join } from 'node:path';
 import { isoMicros } from './ids';
 import { FaultStore } from './faults';
-import { ObjectPool } from './git-objects';
+import { ReaderPool } from '../git-objects/cat-file';
+import { gitEnv } from './git-exec';
 import { RepoReader } from './git-reader';
 import type { FakeModel, FakeRepository } from './model';
 import { RateLimiter } from './rate-limit';
@@ -11,7 +12,7 @@ import { RequestLog } from './request-log';
 import type { FakeCredentials } from './types';
 
 export class FakeState {
-  readonly pool = new ObjectPool();
+  readonly pool = new ReaderPool({ env: (gitDir) => gitEnv({ GIT_DIR: gitDir }), max: 16, idleMs: 15_000 });
   readonly faults = new FaultStore();
   readonly log = new RequestLog();
   readonly rateLimiter: RateLimiter;

@@ -9,33 +9,19 @@
  * only by the sidecar's own user.
  */
 import { spawn } from 'node:child_process';
+import { cleanGitEnv } from '../git-objects/env';
 import { gitProxyConfig, type OutboundProxy } from '../upstream/proxy';
 
 /** Operator settings for git's TLS that are kept although every other `GIT_*` variable is dropped. */
 const KEPT_GIT_VARIABLES = new Set(['GIT_SSL_CAINFO', 'GIT_SSL_CAPATH', 'GIT_EXEC_PATH']);
 
 /**
- * process.env without inherited `GIT_*` variables (a stray GIT_DIR or GIT_CONFIG_PARAMETERS would
- * redirect or reconfigure every command) and without user or system git configuration, never
- * prompting. CA settings of the operator (`SSL_CERT_FILE`, `GIT_SSL_CAINFO`) are kept; the proxy for
- * the upstream is set per URL by `upstreamGitConfig`, so git and REST make the same choice.
+ * The clean git environment (git-objects/env.ts) keeping the operator's CA settings for git's TLS;
+ * the proxy for the upstream is set per URL by `upstreamGitConfig`, so git and REST make the same
+ * choice.
  */
 export function mirrorGitEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (!k.startsWith('GIT_') || KEPT_GIT_VARIABLES.has(k)) env[k] = v;
-  }
-  env.GIT_CONFIG_NOSYSTEM = '1';
-  env.GIT_CONFIG_GLOBAL = '/dev/null';
-  env.GIT_TERMINAL_PROMPT = '0';
-  env.GIT_ASKPASS = '';
-  env.SSH_ASKPASS = '';
-  env.LC_ALL = 'C';
-  for (const [k, v] of Object.entries(extra)) {
-    if (v === undefined) delete env[k];
-    else env[k] = v;
-  }
-  return env;
+  return cleanGitEnv(extra, KEPT_GIT_VARIABLES);
 }
 
 /**

@@ -17,10 +17,10 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { GitBudget } from './budget';
 import type { OutboundProxy } from '../upstream/proxy';
-import { gitError, runGit, upstreamGitConfig } from './git-run';
+import { gitError, mirrorGitEnv, runGit, upstreamGitConfig } from './git-run';
 import { MAX_CONTENT_BYTES } from './answers';
 import { MirrorMemory } from './memory';
-import { ReaderPool } from './objects';
+import { ReaderPool } from '../git-objects/cat-file';
 import { MirrorReader } from './reader';
 import { WalkSlots } from './walks';
 
@@ -163,7 +163,7 @@ class Slots {
 export class MirrorManager {
   readonly stats: MirrorStats = { clones: 0, fetches: 0, syncFailures: 0, budgetRefusals: 0, pruned: 0, waitedOut: 0 };
   private readonly states = new Map<string, MirrorState>();
-  private readonly pool = new ReaderPool();
+  private readonly pool = new ReaderPool({ env: (gitDir) => mirrorGitEnv({ GIT_DIR: gitDir }) });
   private readonly slots: Slots;
   /** Parsed objects, rev-list pages and repository objects, bounded in bytes (`mirror.memoryBytes`). */
   readonly memory: MirrorMemory;

@@ -9,7 +9,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { ApiCall } from '../core/call';
-import type { CommitObject, GitIdent, TagObject, TreeEntry } from './objects';
+import type { CommitObject, GitIdent, TagObject, TreeEntry } from '../git-objects/parse';
 
 /** A mirror's branches and tags (read by reader.ts, kept in the refs table). */
 export interface TagRef {

@@ -3,14 +3,13 @@
  * fetch starts a new generation), commit, tag and tree objects through the shared cat-file pool,
  * name resolution the way Bitbucket does it, and commit ranges (`git rev-list`).
  */
-import { parseCommit, parseTag, parseTree, type CommitObject, type ReaderPool, type TagObject, type TreeEntry } from './objects';
+import type { ReaderPool } from '../git-objects/cat-file';
+import { resolveRefName } from '../git-objects/refs';
+import { entryAt, parseCommit, parseTag, parseTree, type CommitObject, type PathEntry, type TagObject, type TreeEntry } from '../git-objects/parse';
 import { runGit } from './git-run';
 import type { MirrorMemory, Refs, TagRef } from './memory';
 
-export type { Refs, TagRef };
-
-
-export type PathEntry = { kind: 'root'; tree: string; path: '' } | (TreeEntry & { path: string });
+export type { PathEntry, Refs, TagRef };
 
 const HEX40 = /^[0-9a-f]{40}$/;
 
@@ -78,21 +77,7 @@ export class MirrorReader {
 
   /** A branch or tag name (also `heads/x`, `tags/x`, `refs/heads/x`, `refs/tags/x`) → commit. */
   async resolveRef(name: string): Promise<string | undefined> {
-    const refs = await this.refs();
-    if (refs.branches.has(name)) return refs.branches.get(name);
-    if (refs.tags.has(name)) return refs.tags.get(name)!.commit;
-    for (const [prefix, kind] of [
-      ['refs/heads/', 'b'],
-      ['heads/', 'b'],
-      ['refs/tags/', 't'],
-      ['tags/', 't'],
-    ] as const) {
-      if (!name.startsWith(prefix)) continue;
-      const n = name.slice(prefix.length);
-      const hit = kind === 'b' ? refs.branches.get(n) : refs.tags.get(n)?.commit;
-      if (hit) return hit;
-    }
-    return undefined;
+    return resolveRefName(await this.refs(), name);
   }
 
   /** The commit an unambiguous hex prefix (4–40 characters) names, if the mirror has it. */
@@ -164,19 +149,7 @@ export class MirrorReader {
   /** The entry at `path` ('' = the root) in the commit's tree. */
   async entryAt(commitSha: string, path: string): Promise<PathEntry | undefined> {
     const c = await this.commit(commitSha);
-    if (!c) return undefined;
-    const parts = path.split('/').filter((p) => p !== '');
-    if (parts.length === 0) return { kind: 'root', tree: c.tree, path: '' };
-    let tree = c.tree;
-    for (let i = 0; i < parts.length; i++) {
-      const entries = await this.tree(tree);
-      const e = entries?.find((x) => x.name === parts[i]);
-      if (!e) return undefined;
-      if (i === parts.length - 1) return { ...e, path: parts.join('/') };
-      if (e.kind !== 'tree') return undefined;
-      tree = e.sha;
-    }
-    return undefined;
+    return c ? entryAt((sha) => this.tree(sha), c.tree, path) : undefined;
   }
 
   /**

@@ -18,7 +18,7 @@ import type { StreamContext, StreamHandler } from '../core/stream';
 import type { GitBudget } from './budget';
 import { serveUploadPack } from './serve-pack';
 import type { MirrorManager, MirrorState } from './manager';
-import { BoundedMap } from './objects';
+import { BoundedMap } from '../core/bounded-map';
 
 /** How long a client's `info/refs` decides where its POSTs go. */
 const STICKY_MS = 10 * 60_000;

@@ -1,6 +1,7 @@
 import { BbqlError, compileQuery, sortBy } from '../../src/fake-bitbucket/bbql';
 import { applyFields } from '../../src/core/fields';
-import { encodeRefForLink, isoMicros, stableUuid } from '../../src/fake-bitbucket/ids';
+import { isoMicros, stableUuid } from '../../src/fake-bitbucket/ids';
+import { encodeRefForLink } from '../../src/git-objects/render';
 import { pageHref, pageParams, paginate } from '../../src/fake-bitbucket/pagination';
 import { FaultStore } from '../../src/fake-bitbucket/faults';
 import { RateLimiter } from '../../src/fake-bitbucket/rate-limit';

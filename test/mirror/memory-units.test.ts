@@ -5,7 +5,7 @@
  */
 import { ByteTable, MirrorMemory, TABLE_SHARES, commitBytes, stringBytes, treeBytes } from '../../src/mirror/memory';
 import { RepositoryIndex } from '../../src/mirror/derived';
-import { parseTree, type CommitObject, type TreeEntry } from '../../src/mirror/objects';
+import { parseTree, type CommitObject, type TreeEntry } from '../../src/git-objects/parse';
 import { WalkSlots } from '../../src/mirror/walks';
 import { GitBudget } from '../../src/mirror/budget';
 import { MAX_IDLE_STATES, MirrorManager } from '../../src/mirror/manager';

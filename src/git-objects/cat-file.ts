@@ -1,10 +1,8 @@
 /**
- * Object reads from a mirror through one long-lived `git cat-file --batch-command` per mirror
- * (a bounded pool, idle processes closed), and parsers for commit, tag and tree objects. Parsed
- * objects are kept in small bounded maps keyed by object id: content-addressed, never stale.
+ * Object reads through one long-lived `git cat-file --batch-command` per repository (a bounded
+ * pool, idle processes closed), for the mirrors and the fake Bitbucket alike.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mirrorGitEnv } from './git-run';
 
 export interface RawObject {
   sha: string;
@@ -30,8 +28,8 @@ class BatchReader {
   private dead: Error | undefined;
   idleTimer: NodeJS.Timeout | undefined;
 
-  constructor(gitDir: string) {
-    this.child = spawn('git', ['cat-file', '--batch-command'], { env: mirrorGitEnv({ GIT_DIR: gitDir }), stdio: ['pipe', 'pipe', 'pipe'] });
+  constructor(gitDir: string, env: NodeJS.ProcessEnv) {
+    this.child = spawn('git', ['cat-file', '--batch-command'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stdout.on('data', (c: Buffer) => this.onData(c));
     this.child.stderr.resume();
     this.child.stdin.on('error', () => undefined);
@@ -107,14 +105,25 @@ class BatchReader {
   }
 }
 
-/** Bounded pool of batch readers keyed by mirror directory; least recently used closed first. */
+export interface ReaderPoolOptions {
+  /** The environment of the cat-file process for a git directory. */
+  env: (gitDir: string) => NodeJS.ProcessEnv;
+  /** Processes kept at most (default 32). */
+  max?: number;
+  /** An idle process is closed after this long (default 20 s). */
+  idleMs?: number;
+}
+
+/** Bounded pool of batch readers keyed by git directory; least recently used closed first. */
 export class ReaderPool {
   private readonly readers = new Map<string, BatchReader>();
+  private readonly max: number;
+  private readonly idleMs: number;
 
-  constructor(
-    private readonly max = 32,
-    private readonly idleMs = 20_000,
-  ) {}
+  constructor(private readonly options: ReaderPoolOptions) {
+    this.max = options.max ?? 32;
+    this.idleMs = options.idleMs ?? 20_000;
+  }
 
   private get(gitDir: string): BatchReader {
     let r = this.readers.get(gitDir);
@@ -122,7 +131,7 @@ export class ReaderPool {
       this.readers.delete(gitDir);
       this.readers.set(gitDir, r);
     } else {
-      r = new BatchReader(gitDir);
+      r = new BatchReader(gitDir, this.options.env(gitDir));
       this.readers.set(gitDir, r);
       for (const [dir, other] of this.readers) {
         if (this.readers.size <= this.max) break;
@@ -163,113 +172,3 @@ export class ReaderPool {
   }
 }
 
-export interface GitIdent {
-  name: string;
-  email: string;
-  /** Epoch seconds. */
-  time: number;
-  tz: string;
-}
-
-export interface CommitObject {
-  sha: string;
-  tree: string;
-  parents: string[];
-  author: GitIdent;
-  committer: GitIdent;
-  message: string;
-}
-
-export interface TagObject {
-  sha: string;
-  object: string;
-  type: string;
-  tag: string;
-  tagger?: GitIdent;
-  message: string;
-}
-
-export interface TreeEntry {
-  mode: string;
-  name: string;
-  sha: string;
-  kind: 'blob' | 'tree' | 'commit';
-}
-
-function parseIdent(v: string): GitIdent {
-  const m = /^(.*) <([^>]*)> (\d+) ([+-]\d{4})$/.exec(v);
-  if (!m) return { name: v, email: '', time: 0, tz: '+0000' };
-  return { name: m[1], email: m[2], time: Number(m[3]), tz: m[4] };
-}
-
-function parseHeaders(data: Buffer): { headers: [string, string][]; message: string } {
-  const text = data.toString('utf8');
-  const split = text.indexOf('\n\n');
-  const head = split < 0 ? text : text.slice(0, split);
-  const message = split < 0 ? '' : text.slice(split + 2);
-  const headers: [string, string][] = [];
-  for (const line of head.split('\n')) {
-    if (line.startsWith(' ') && headers.length) {
-      headers[headers.length - 1][1] += `\n${line.slice(1)}`;
-      continue;
-    }
-    const sp = line.indexOf(' ');
-    headers.push(sp < 0 ? [line, ''] : [line.slice(0, sp), line.slice(sp + 1)]);
-  }
-  return { headers, message };
-}
-
-export function parseCommit(sha: string, data: Buffer): CommitObject {
-  const { headers, message } = parseHeaders(data);
-  const c: CommitObject = { sha, tree: '', parents: [], author: parseIdent(''), committer: parseIdent(''), message };
-  for (const [k, v] of headers) {
-    if (k === 'tree') c.tree = v;
-    else if (k === 'parent') c.parents.push(v);
-    else if (k === 'author') c.author = parseIdent(v);
-    else if (k === 'committer') c.committer = parseIdent(v);
-  }
-  return c;
-}
-
-export function parseTag(sha: string, data: Buffer): TagObject {
-  const { headers, message } = parseHeaders(data);
-  const t: TagObject = { sha, object: '', type: '', tag: '', message };
-  for (const [k, v] of headers) {
-    if (k === 'object') t.object = v;
-    else if (k === 'type') t.type = v;
-    else if (k === 'tag') t.tag = v;
-    else if (k === 'tagger') t.tagger = parseIdent(v);
-  }
-  return t;
-}
-
-export function parseTree(data: Buffer): TreeEntry[] {
-  const out: TreeEntry[] = [];
-  let i = 0;
-  while (i < data.length) {
-    const sp = data.indexOf(0x20, i);
-    const nul = data.indexOf(0x00, sp);
-    if (sp < 0 || nul < 0 || nul + 21 > data.length) break;
-    const mode = data.subarray(i, sp).toString('ascii').padStart(6, '0');
-    const name = data.subarray(sp + 1, nul).toString('utf8');
-    const sha = data.subarray(nul + 1, nul + 21).toString('hex');
-    const kind = mode === '040000' ? 'tree' : mode === '160000' ? 'commit' : 'blob';
-    out.push({ mode, name, sha, kind });
-    i = nul + 21;
-  }
-  return out;
-}
-
-/** A map that forgets its oldest entries beyond `max`. */
-export class BoundedMap<K, V> extends Map<K, V> {
-  constructor(private readonly max: number) {
-    super();
-  }
-  override set(k: K, v: V): this {
-    if (!this.has(k) && this.size >= this.max) {
-      const first = this.keys().next();
-      if (!first.done) this.delete(first.value);
-    }
-    return super.set(k, v);
-  }
-}
