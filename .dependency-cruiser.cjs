@@ -15,7 +15,7 @@ const LAYERS = [
   'respond',
   'upstream',
   ['cache', 'mirror'],
-  'git',
+  ['git', 'lfs'],
   ['webhooks', 'ops', 'tls'],
   'listen',
 ];
