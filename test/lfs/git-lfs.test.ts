@@ -98,6 +98,9 @@ describe('git lfs through the HTTPS face', () => {
     expect(push.stderr).not.toMatch(/error/i);
     expect(push.code).toBe(0);
     expect(stack.fake.lfsHas('acme', 'service-api', lfsPointer(data).oid)).toBe(true);
+    // Locks are answered 501 by the sidecar (git-lfs then skips lock verification) and never asked upstream.
+    expect(stack.logs.some((l) => l.includes('"route":"lfs-locks-verify"') && l.includes('"status":501'))).toBe(true);
+    expect(stack.fake.requests.some((r) => r.path.includes('/info/lfs/locks'))).toBe(false);
     // The storage verified the upload through the sidecar too.
     expect(stack.fake.requests.some((r) => r.path === `/_lfs-media/acme/service-api/${lfsPointer(data).oid}/verify` && r.status === 200)).toBe(true);
   });
