@@ -117,7 +117,7 @@ export async function lfsBatch(settings: BatchSettings, ctx: StreamContext): Pro
       const ttl = upstreamTtlMs(a);
       const added = settings.transfers.add({ client: client.id, ws, repo, oid: raw.oid, action, href: link.href, headers: link.headers }, Math.min(ttl ?? Infinity, token.expiresInSeconds * 1000));
       if (!added) return fail(503, 'Too many Git LFS transfers are pending for this client; try again shortly.', { 'retry-after': '30' });
-      actions[action] = { href: `${base}/${added.id}`, header: { Authorization: `Bearer ${token.token}` }, expires_in: Math.max(1, Math.floor((added.expiresAt - Date.now()) / 1000)) };
+      actions[action] = { href: `${base}/${added.id}`, header: { Authorization: `Bearer ${token.token}` }, expires_in: Math.max(1, Math.floor(added.ttlMs / 1000)) };
     }
     objects.push({ oid: raw.oid, size, authenticated: true, ...(Object.keys(actions).length ? { actions } : {}) });
   }

@@ -65,7 +65,7 @@ export class TransferTable {
    * undefined when a bound is reached. The same client asking for the same object and action again
    * gets a new id and the old one is dropped, so the table does not grow with repeated batches.
    */
-  add(t: Omit<Transfer, 'expiresAt'>, upstreamTtlMs?: number): { id: string; expiresAt: number } | undefined {
+  add(t: Omit<Transfer, 'expiresAt'>, upstreamTtlMs?: number): { id: string; expiresAt: number; ttlMs: number } | undefined {
     this.sweep(false);
     const useKey = `${t.client}\0${t.ws}\0${t.repo}\0${t.oid}\0${t.action}`;
     const previous = this.byUse.get(useKey);
@@ -79,7 +79,7 @@ export class TransferTable {
     this.entries.set(id, entry);
     this.byUse.set(useKey, id);
     this.perClient.set(t.client, (this.perClient.get(t.client) ?? 0) + 1);
-    return { id, expiresAt: entry.expiresAt };
+    return { id, expiresAt: entry.expiresAt, ttlMs: ttl };
   }
 
   /** The transfer behind an id, only for the client, repository and action it was made for. */
