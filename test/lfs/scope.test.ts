@@ -51,6 +51,9 @@ describe('LFS batch through the scope', () => {
     // The same id for another client is unknown; the link's token does not open the API.
     expect((await fetch(link.href, { headers: { authorization: basicAuth('x', stack.tokens.other) } })).status).toBe(404);
     expect((await fetch(`${stack.url}/2.0/repositories/acme`, { headers: link.header })).status).toBe(401);
+    // Bitbucket accepts the repository without `.git` too.
+    const bare = await fetch(`${stack.url}/acme/service-api/info/lfs/objects/batch`, { method: 'POST', headers: { authorization: basicAuth('x', stack.tokens.reader), 'content-type': LFS }, body: JSON.stringify({ operation: 'download', objects: [{ oid, size: object.length }] }) });
+    expect(bare.status).toBe(200);
   });
 
   it('needs git:push for an upload batch (and for a body that is not a download)', async () => {
@@ -81,6 +84,20 @@ describe('LFS batch through the scope', () => {
     expect((await batch('acme/service-api', readerUpload.header.Authorization, 'upload')).status).toBe(403);
     // Not a git or API credential.
     expect((await fetch(`${stack.url}/acme/service-api.git/info/refs?service=git-upload-pack`, { headers: download.header })).status).toBe(401);
+  });
+
+  it('is not reachable on a pull request source fork, even once its fork grant is known', async () => {
+    const auth = basicAuth('x', stack.tokens.pusher);
+    const prs = await fetch(`${stack.url}/2.0/repositories/acme/service-api/pullrequests?pagelen=50`, { headers: { authorization: auth } });
+    expect(prs.status).toBe(200);
+    // The grant opens git on the fork ...
+    const refs = await fetch(`${stack.url}/jdoe/service-api-fork.git/info/refs?service=git-upload-pack`, { headers: { authorization: auth } });
+    expect(refs.status).toBe(200);
+    stack.fake.clearLog();
+    // ... but not its LFS objects.
+    const res = await batch('jdoe/service-api-fork', auth);
+    expect(res.status).toBe(404);
+    expect(lfsRequests()).toEqual([]);
   });
 
   it('answers the locks API 501 without asking Bitbucket, and 404 out of scope', async () => {
