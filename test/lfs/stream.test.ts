@@ -20,6 +20,12 @@ describe('LFS transfers stream', () => {
     fake = await startFakeBitbucket();
     web = await scriptedUpstream();
     web.respond((req, res) => {
+      if (req.method === 'POST' && req.url?.startsWith('/acme/service-web.git/')) {
+        // A plain-HTTP link to a host other than Bitbucket's own is not followed.
+        res.writeHead(200, { 'content-type': LFS });
+        res.end(JSON.stringify({ objects: [{ oid, size: 1, actions: { download: { href: 'http://169.254.169.254/latest/meta-data' } } }] }));
+        return;
+      }
       if (req.method === 'POST' && req.url?.endsWith('/info/lfs/objects/batch')) {
         res.writeHead(200, { 'content-type': LFS });
         res.end(JSON.stringify({ transfer: 'basic', objects: [{ oid, size: 1 << 20, actions: { download: { href: `${web.url}/media/${oid}?sig=s3cr3t`, header: { Authorization: 'Bearer media-token' }, expires_in: 120 } } }, { oid: 'b'.repeat(64), size: 1, actions: { download: { href: 'https://elsewhere.example/x' } } }] }));
@@ -80,6 +86,16 @@ describe('LFS transfers stream', () => {
     release();
     await done;
     expect(total).toBe(1 << 20);
+  });
+
+  it('refuses a batch answer whose link is plain HTTP to another host', async () => {
+    const res = await fetch(`${stack.url}/acme/service-web.git/info/lfs/objects/batch`, {
+      method: 'POST',
+      headers: { authorization: basicAuth('x', stack.tokens.reader), 'content-type': LFS },
+      body: JSON.stringify({ operation: 'download', objects: [{ oid, size: 1 }] }),
+    });
+    expect(res.status).toBe(502);
+    expect(JSON.stringify(await res.json())).not.toContain('169.254');
   });
 
   it('cancels the storage request when the client hangs up', async () => {
