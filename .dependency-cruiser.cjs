@@ -17,7 +17,7 @@ const LAYERS = [
   'respond',
   'upstream',
   ['cache', 'mirror'],
-  'git',
+  ['git', 'lfs'],
   ['webhooks', 'ops', 'tls'],
   'listen',
 ];

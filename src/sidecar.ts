@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import { ClientDirectory } from './auth/clients';
 import { parseAuthorization } from './auth/credentials';
 import { OAuthIssuer } from './auth/oauth';
+import { LfsTokens } from './auth/lfs-tokens';
+import { createLfs } from './lfs';
 import { avatarHandler } from './upstream/avatar';
 import type { Config } from './config/schema';
 import { createGitProxy, GIT_IDLE_TIMEOUT_MS } from './git';
@@ -50,7 +52,7 @@ export interface SidecarOptions {
   wrapSource?: (inner: Source) => Source;
   /** Clock of the budget governor (tests, the budget benchmark); defaults to the system clock. */
   clock?: Clock;
-  handlers?: Partial<Record<'git' | 'oauth' | 'avatar', StreamHandler>>;
+  handlers?: Partial<Record<'git' | 'oauth' | 'avatar' | 'lfs', StreamHandler>>;
   /** Sees every git process the mirrors spawn (tests check their command lines). */
   onGitSpawn?: (pid: number, args: readonly string[]) => void;
 }
@@ -78,6 +80,11 @@ export interface Sidecar {
   webhooks: Webhooks;
   /** Repositories git through a fork grant is served from (`forkGrants:`). */
   forkRepos: ForkRepos;
+  /**
+   * Short-lived Git LFS tokens: the SSH face answers `git-lfs-authenticate` with
+   * `lfsAuthenticateAnswer(sidecar.lfsTokens, …)` (src/auth/lfs-tokens.ts); the web face accepts them on LFS routes.
+   */
+  lfsTokens: LfsTokens;
   /** Git mirrors (`mirror:`): `markStale` / `refresh` are the invalidation API, `manager.usage()` the disk use. */
   mirrors: Mirrors;
   /** Prometheus registry behind /_sidecar/metrics; other stages report through it (src/ops/metrics.ts). */
@@ -212,6 +219,26 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     noteUpstream: (n) => mirrors.budget.note(n),
     onSpawn: options.onGitSpawn,
   });
+  // Git LFS (docs/lfs.md): batch API and proxied object transfers, with the upstream git credential.
+  const lfsTokens = new LfsTokens({ now });
+  const lfs = createLfs({
+    webUrl: config.upstream.webUrl,
+    authorization: creds.git.header,
+    userAgent: `bitbucket-sidecar/${VERSION}`,
+    connectTimeoutMs: config.upstream.timeouts.connectMs,
+    idleTimeoutMs: GIT_IDLE_TIMEOUT_MS,
+    proxyFor: outbound,
+    tokens: lfsTokens,
+    transfers: { now },
+    onUpstreamStatus: (status) => credentialHealth.note(status, 'upstream.gitAuth', `upstream.gitAuth (${creds.git.username})`),
+    logger,
+  });
+  // An LFS token names its client by id: whoever the current configuration says that client is.
+  const authenticateLfs = (secret: string) => {
+    const grant = lfsTokens.verify(secret);
+    const client = grant && clients.byId(grant.client);
+    return client && grant ? { client, grant } : undefined;
+  };
   const grantStore = persistForkGrants(facts, join(config.state.dir, 'fork-grants.json'), logger);
   const forkGrantsOf = (fork: string) => facts.forkGrants(fork);
   facts.onForkGrantsChanged(() => {
@@ -249,6 +276,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
   const pipeline = createPipeline({
     clients: () => clients,
     authenticateIssued: (secret) => oauth.authenticate(secret),
+    authenticateLfs,
     facts,
     gate,
     source,
@@ -256,7 +284,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     names,
     upstream: { api: config.upstream.apiUrl, web: config.upstream.webUrl },
     limits: { maxUrlLength: config.server.maxUrlLength, maxBodyBytes: config.server.maxBodyBytes },
-    handlers: { git: invalidateAfterPush(countGitBytes(forkGitHandler({ repos: forkRepos, logger }, mirrors.gitHandler(gitClientShare(git.handler, { requestsPerHour: config.mirror.gitRequestsPerHour, now }))), metrics), (tags) => cache.invalidateTags(tags)), oauth: oauth.handler, avatar: avatarHandler({ webUrl: config.upstream.webUrl, proxy: webProxy, ttlSeconds: config.cache.freshness.metadataSeconds }, () => clients), ...options.handlers },
+    handlers: { git: invalidateAfterPush(countGitBytes(forkGitHandler({ repos: forkRepos, logger }, mirrors.gitHandler(gitClientShare(git.handler, { requestsPerHour: config.mirror.gitRequestsPerHour, now }))), metrics), (tags) => cache.invalidateTags(tags)), oauth: oauth.handler, avatar: avatarHandler({ webUrl: config.upstream.webUrl, proxy: webProxy, ttlSeconds: config.cache.freshness.metadataSeconds }, () => clients), lfs: lfs.handler, ...options.handlers },
     ops: (req: IncomingMessage, res: ServerResponse) => ops(req, res),
     logger,
     onFinished: (record, seconds) => metrics.observeRequest(record, seconds),
@@ -288,6 +316,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     shared,
     webhooks,
     forkRepos,
+    lfsTokens,
     mirrors,
     metrics,
     readiness,
@@ -299,6 +328,7 @@ export function createSidecar(config: Config, options: SidecarOptions = {}): Sid
     },
     close: async () => {
       git.close();
+      await lfs.close();
       await grantStore.close();
       await forkRepos.close();
       await mirrors.close();

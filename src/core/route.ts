@@ -2,7 +2,8 @@
 import type { Permission } from './client';
 
 export type Face = 'api' | 'web';
-export type Handler = 'proxy' | 'identity' | 'git' | 'oauth' | 'avatar';
+/** `lfs`: Git LFS (src/lfs/); the row's `lfs` field says which endpoint. */
+export type Handler = 'proxy' | 'identity' | 'git' | 'oauth' | 'avatar' | 'lfs';
 /** How long an answer may be reused (the `cache.freshness` classes); `none`: never stored. */
 export type CacheClass = 'immutable' | 'metadata' | 'list' | 'none';
 export type Query = readonly (readonly [string, string])[];
@@ -54,8 +55,11 @@ export interface RouteDef<Id extends string = RouteId> {
   handler: Handler;
   /** Permission the client needs on the target, besides being in scope. */
   permission: Permission | 'none';
-  /** A stricter permission some queries need (`info/refs?service=git-receive-pack` is a push). */
-  permissionFor?: (query: Query) => Permission | undefined;
+  /**
+   * A stricter permission some requests need (`info/refs?service=git-receive-pack` is a push; an
+   * LFS batch whose `operation` is not `download` is an upload). `body`: the write body the pipeline read.
+   */
+  permissionFor?: (query: Query, body?: Buffer) => Permission | undefined;
   cache: RouteCache;
   /** Tags a successful write makes stale; a write without it drops everything about its repository. */
   invalidates?: (params: RouteParams) => string[];
@@ -70,7 +74,11 @@ export interface RouteDef<Id extends string = RouteId> {
   /** Query parameters forwarded upstream; every other parameter is dropped. */
   query: readonly string[];
   /** Schema a write body must satisfy (routes/bodies.ts). */
-  body?: 'build-status' | 'hook';
+  body?: 'build-status' | 'hook' | 'lfs-batch';
+  /** The body is streamed by the handler (git, LFS object transfers), never read by the pipeline. */
+  streamed?: true;
+  /** The Git LFS endpoint a row is (src/lfs/): the batch API, the locks API, or an object transfer (its action). */
+  lfs?: 'batch' | 'locks' | 'download' | 'upload' | 'verify';
   /** Reachable by a fork that is the source of an open PR into an in-scope repository. */
   forkAccess?: 'branch' | 'commit' | 'src' | 'git';
 }
@@ -91,4 +99,6 @@ export interface RouteParams {
   id?: string;
   hook?: string;
   path?: string;
+  /** An LFS object transfer id the sidecar handed out (src/lfs/transfers.ts). */
+  transfer?: string;
 }

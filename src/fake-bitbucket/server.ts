@@ -18,6 +18,8 @@ import { parseTarget, type ParsedTarget } from './request-target';
 import { handleApi } from './routes-api';
 import { handleControl } from './routes-control';
 import { handleGit, handleWeb } from './routes-web';
+import { LfsStore } from './lfs-store';
+import { handleLfs, isLfsTarget } from './routes-lfs';
 import { applySeed } from './seed-apply';
 import { demoSeed } from './seed-demo';
 import { generatedSeed } from './seed-generated';
@@ -75,7 +77,7 @@ async function apiPipeline(state: FakeState, req: IncomingMessage, target: Parse
   return result;
 }
 
-async function handle(state: FakeState, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(state: FakeState, lfs: LfsStore, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const method = req.method ?? 'GET';
   const target = parseTarget(req.url ?? '/', state.model);
   if (target.kind === 'control') {
@@ -91,6 +93,8 @@ async function handle(state: FakeState, req: IncomingMessage, res: ServerRespons
     entry.status = res.statusCode;
     return out;
   }) as typeof res.writeHead;
+  // Git LFS (batch API and media storage) streams its own bodies and has no faults.
+  if (isLfsTarget(target)) return handleLfs(state, lfs, req, res, target, entry);
   let body: Buffer = Buffer.alloc(0);
   if (target.kind !== 'git') {
     body = await readBody(req);
@@ -157,9 +161,10 @@ export async function startFakeBitbucket(opts: FakeBitbucketOptions = {}): Promi
   const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const url = `http://${urlHost}:${port}`;
   const state = new FakeState(url, model, credentials, dataDir, opts.now ?? Date.now);
+  const lfs = new LfsStore(join(dataDir, 'lfs'));
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    handle(state, req, res).catch((e: Error) => {
+    handle(state, lfs, req, res).catch((e: Error) => {
       if (!res.headersSent) {
         res.writeHead(500, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ type: 'error', error: { message: `Internal error in the fake: ${e.message}` } }));
@@ -187,6 +192,8 @@ export async function startFakeBitbucket(opts: FakeBitbucketOptions = {}): Promi
     addFault: (f) => state.faults.add(f),
     clearFaults: () => state.faults.clear(),
     setRateLimit: (perHour) => state.rateLimiter.set(perHour),
+    lfsPut: (ws, repo, data) => lfs.put(repoOrThrow(ws, repo).workspace, repoOrThrow(ws, repo).slug, data),
+    lfsHas: (ws, repo, oid) => lfs.size(repoOrThrow(ws, repo).workspace, repoOrThrow(ws, repo).slug, oid) !== undefined,
     pushCommit: (ws, repo, branch, files, message) => pushCommit(state, repoOrThrow(ws, repo), branch, files, message),
     createBranch: async (ws, repo, branch, from) => {
       const r = repoOrThrow(ws, repo);

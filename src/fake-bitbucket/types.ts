@@ -77,5 +77,9 @@ export interface FakeBitbucket {
   model: FakeModel;
   /** real commit on the real repo; creates the branch from the main branch if missing; returns the full hash */
   pushCommit(workspace: string, repo: string, branch: string, files: Record<string, string>, message?: string): Promise<string>;
+  /** stores a Git LFS object for the repository (served by its batch API); returns its SHA-256 oid */
+  lfsPut(workspace: string, repo: string, data: Buffer): Promise<string>;
+  /** whether the repository's LFS storage holds the object */
+  lfsHas(workspace: string, repo: string, oid: string): boolean;
   close(): Promise<void>;
 }

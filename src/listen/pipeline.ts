@@ -10,6 +10,7 @@ import type { StreamHandler } from '../core/stream';
 import { BodyTooLarge, readBody } from '../core/body';
 import type { ClientDirectory } from '../auth/clients';
 import { parseAuthorization } from '../auth/credentials';
+import { grantCovers, type LfsGrant } from '../auth/lfs-tokens';
 import { syntheticUser } from '../auth/identity';
 import { createAuditLog } from '../ops/audit';
 import { BASIC_CHALLENGE, errorAnswer, sendError } from '../respond/errors';
@@ -19,7 +20,8 @@ import { upstreamPath } from '../routes/call';
 import { checkBody } from '../routes/bodies';
 import { BadTarget, encodeQuery, encodeSegment } from '../routes/canonical';
 import type { ScopeFacts } from '../scope/facts';
-import type { ScopeGate } from '../scope/gate';
+import { requiredPermission, type ScopeGate } from '../scope/gate';
+import { sendLfsError } from '../lfs/answer';
 import { clientBases, parseHost, selectFace, type FaceNames } from './face';
 import { recentTargets } from './recent-targets';
 import { followRedirects } from './redirects';
@@ -33,6 +35,8 @@ export interface PipelineDeps {
   clients: () => ClientDirectory;
   /** Extra authenticator (OAuth-issued access tokens); consulted after the configured tokens. */
   authenticateIssued?: (secret: string) => Client | undefined;
+  /** Short-lived LFS tokens (src/auth/lfs-tokens.ts): consulted last, and on the LFS routes only. */
+  authenticateLfs?: (secret: string) => { client: Client; grant: LfsGrant } | undefined;
   facts: ScopeFacts;
   gate: ScopeGate;
   source: Source;
@@ -41,7 +45,7 @@ export interface PipelineDeps {
   names: FaceNames;
   upstream: { api: string; web: string };
   limits: { maxUrlLength: number; maxBodyBytes: number };
-  handlers: Partial<Record<'git' | 'oauth' | 'avatar', StreamHandler>>;
+  handlers: Partial<Record<'git' | 'oauth' | 'avatar' | 'lfs', StreamHandler>>;
   ops: (req: IncomingMessage, res: ServerResponse) => void;
   logger: Logger;
   /** Called once per finished request (metrics). */
@@ -116,6 +120,7 @@ export function createPipeline(deps: PipelineDeps) {
     const route = found.kind === 'match' ? found.match.route : undefined;
 
     let client: Client | undefined;
+    let lfsGrant: LfsGrant | undefined;
     if (!route || route.permission !== 'none') {
       const presented = parseAuthorization(req.headers.authorization);
       if (presented.kind === 'malformed') {
@@ -123,6 +128,10 @@ export function createPipeline(deps: PipelineDeps) {
         return sendError(res, 400, presented.reason, {}, head);
       }
       client = presented.kind === 'basic' || presented.kind === 'bearer' ? deps.clients().authenticate(presented.secret) ?? deps.authenticateIssued?.(presented.secret) : undefined;
+      if (!client && route?.handler === 'lfs' && (presented.kind === 'basic' || presented.kind === 'bearer')) {
+        const byLfs = deps.authenticateLfs?.(presented.secret);
+        if (byLfs) ({ client, grant: lfsGrant } = byLfs);
+      }
       if (!client) {
         record.decision = 'unauthenticated';
         return fail(res, route, 401, 'Invalid or missing credentials', { 'www-authenticate': BASIC_CHALLENGE }, head);
@@ -150,7 +159,7 @@ export function createPipeline(deps: PipelineDeps) {
     }
 
     let body: { data: Buffer; contentType?: string } | undefined;
-    if ((method === 'POST' || method === 'PUT') && match.route.handler !== 'git') {
+    if ((method === 'POST' || method === 'PUT') && match.route.handler !== 'git' && !match.route.streamed) {
       try {
         body = { data: await readBody(req, deps.limits.maxBodyBytes), contentType: req.headers['content-type'] };
       } catch (e) {
@@ -171,8 +180,13 @@ export function createPipeline(deps: PipelineDeps) {
     const verdict = await deps.gate.admit(client!, match, method, target.query, body);
     if (!verdict.ok) {
       record.decision = verdict.status === 403 ? 'forbidden' : verdict.status === 404 ? 'out-of-scope' : 'scope-error';
-      const message = verdict.status === 404 && match.route.handler === 'git' ? 'Repository not found' : verdict.message;
+      const message = verdict.status === 404 && (match.route.handler === 'git' || match.route.handler === 'lfs') ? 'Repository not found' : verdict.message;
       return fail(res, match.route, verdict.status, message, {}, head);
+    }
+    // An LFS token reaches only its repository, and pushes only when it was issued for an upload.
+    if (lfsGrant && !grantCovers(lfsGrant, verdict.call.params.ws, verdict.call.params.repo, requiredPermission(match, target.query, body?.data))) {
+      record.decision = lfsGrant.ws === verdict.call.params.ws && lfsGrant.repo === verdict.call.params.repo ? 'forbidden' : 'out-of-scope';
+      return record.decision === 'forbidden' ? fail(res, match.route, 403, 'This Git LFS token was issued for downloads only.', {}, head) : fail(res, match.route, 404, 'Repository not found', {}, head);
     }
     if (body && match.route.body) {
       const problem = checkBody(match.route.body, body.data, body.contentType);
@@ -188,6 +202,11 @@ export function createPipeline(deps: PipelineDeps) {
       const h = deps.handlers.git;
       if (!h) return fail(res, match.route, 404, 'Repository not found', {}, head);
       return h(req, res, { client, call: verdict.call, fork: verdict.fork, forkGrants: verdict.forkGrants, match, target, bases, audit: record });
+    }
+    if (match.route.handler === 'lfs') {
+      const h = deps.handlers.lfs;
+      if (!h) return fail(res, match.route, 404, 'Repository not found', {}, head);
+      return h(req, res, { client, call: verdict.call, match, target, bases, audit: record });
     }
     if (match.route.handler === 'identity') {
       const user = Buffer.from(JSON.stringify(syntheticUser(client!, bases.clientApi)));
@@ -238,8 +257,9 @@ function isSecure(req: IncomingMessage): boolean {
   return Boolean((req.socket as { encrypted?: boolean }).encrypted);
 }
 
-/** Git prints text/plain error bodies to the user ("remote: ..."); the API speaks Bitbucket JSON. */
+/** Git prints text/plain error bodies to the user ("remote: ..."), git-lfs the `message` of its JSON; the API speaks Bitbucket JSON. */
 function fail(res: ServerResponse, route: RouteDef | undefined, status: number, message: string, headers: Record<string, string>, head: boolean): void {
+  if (route?.handler === 'lfs') return sendLfsError(res, status, message, headers, head);
   if (route?.handler === 'git') {
     const body = Buffer.from(`${message}\n`);
     res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': body.length, ...headers });

@@ -26,12 +26,23 @@ const hook = z.object({
   skip_cert_verification: z.boolean().nullish(),
 });
 
-export const BODY_SCHEMAS = { 'build-status': buildStatus, hook } as const;
+/** A Git LFS batch request (the Git LFS batch API); 1000 objects is far above git-lfs's 100 per request. */
+const lfsBatch = z.object({
+  operation: z.enum(['download', 'upload']),
+  transfers: z.array(z.string().max(64)).max(16).optional(),
+  ref: z.object({ name: z.string().min(1).max(1024) }).nullish(),
+  objects: z.array(z.object({ oid: z.string().regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 object id'), size: z.number().int().nonnegative() })).min(1).max(1000),
+  hash_algo: z.literal('sha256').optional(),
+});
+
+export const BODY_SCHEMAS = { 'build-status': buildStatus, hook, 'lfs-batch': lfsBatch } as const;
+/** Git LFS sends its own media type. */
+const JSON_TYPE = /^application\/(?:vnd\.git-lfs\+)?json\b/i;
 export type BodyKind = keyof typeof BODY_SCHEMAS;
 
 /** undefined when valid; otherwise a message naming the field. */
 export function checkBody(kind: BodyKind, body: Buffer | undefined, contentType: string | undefined): string | undefined {
-  if (!contentType || !/^application\/json\b/i.test(contentType)) return 'Content-Type must be application/json';
+  if (!contentType || !JSON_TYPE.test(contentType) || (kind !== 'lfs-batch' && !/^application\/json\b/i.test(contentType))) return 'Content-Type must be application/json';
   let json: unknown;
   try {
     json = JSON.parse((body ?? Buffer.alloc(0)).toString('utf8'));

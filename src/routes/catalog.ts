@@ -1,10 +1,13 @@
 import type { Permission } from '../core/client';
 import type { Query, RouteDef } from '../core/route';
+import { lfsBatchPermission } from './lfs';
 import { commitById, commitRangeTags, hooksChanged, hooksTags, refByNameTags, refsTags, repositoryChanged, sourceByCommitId, sourceTags, statusesChanged } from './tags';
 
 const PAGE = ['page', 'pagelen', 'fields'] as const;
 const LIST = [...PAGE, 'q', 'sort'] as const;
 const REPO = '/2.0/repositories/{ws}/{repo}';
+/** Git LFS lives under the repository's git URL (`/{ws}/{repo}.git/info/lfs`; `.git` is optional). */
+const LFS = '/{ws}/{repo}/info/lfs';
 
 const NOT_CACHED = { class: 'none' } as const;
 /** A list-class answer that a push or pull request event makes stale. */
@@ -18,7 +21,7 @@ const pushWhenReceivePack = (query: Query): Permission | undefined => (query.som
  * without reaching any later stage.
  *
  * Pattern segments: literals, `{ws}` / `{repo}` (slug or {uuid}), `{name}` (one segment that may
- * carry %2F), `{rev}` (a commit, or a branch with %2F), `{hash}` (hex commit id), `{id}` (digits), `{hook}` ({uuid}), `{path*}` (the rest).
+ * carry %2F), `{rev}` (a commit, or a branch with %2F), `{hash}` (hex commit id), `{id}` (digits), `{hook}` ({uuid}), `{transfer}` (an LFS transfer id), `{path*}` (the rest).
  *
  * Everything the later stages decide per route is a field of its row (src/core/route.ts says what
  * each means): no code outside src/routes/ looks at a route's id to decide anything.
@@ -65,6 +68,17 @@ export const ROUTES = [
   { id: 'git-info-refs', face: 'web', methods: ['GET'], pattern: '/{ws}/{repo}/info/refs', handler: 'git', permission: 'read', permissionFor: pushWhenReceivePack, cache: NOT_CACHED, budget: 'other', git: 'advertise', query: ['service'], forkAccess: 'git' },
   { id: 'git-upload-pack', face: 'web', methods: ['POST'], pattern: '/{ws}/{repo}/git-upload-pack', handler: 'git', permission: 'read', cache: NOT_CACHED, budget: 'other', git: 'upload-pack', query: [], forkAccess: 'git' },
   { id: 'git-receive-pack', face: 'web', methods: ['POST'], pattern: '/{ws}/{repo}/git-receive-pack', handler: 'git', permission: 'git:push', cache: NOT_CACHED, invalidates: repositoryChanged, budget: 'other', git: 'receive-pack', query: [] },
+
+  // Git LFS (docs/lfs.md): the batch API (an upload needs git:push), the locks API (answered 501 by
+  // the sidecar: the git plugin never locks) and the object transfers the batch answer points at.
+  // Not reachable through a fork grant: an LFS object is named by its id alone, not by the PR's branch.
+  { id: 'lfs-batch', face: 'web', methods: ['POST'], pattern: `${LFS}/objects/batch`, handler: 'lfs', lfs: 'batch', permission: 'read', permissionFor: lfsBatchPermission, cache: NOT_CACHED, budget: 'other', query: [], body: 'lfs-batch' },
+  { id: 'lfs-locks', face: 'web', methods: ['GET', 'POST'], pattern: `${LFS}/locks`, handler: 'lfs', lfs: 'locks', permission: 'read', cache: NOT_CACHED, budget: 'other', query: [] },
+  { id: 'lfs-locks-verify', face: 'web', methods: ['POST'], pattern: `${LFS}/locks/verify`, handler: 'lfs', lfs: 'locks', permission: 'read', cache: NOT_CACHED, budget: 'other', query: [] },
+  { id: 'lfs-lock-unlock', face: 'web', methods: ['POST'], pattern: `${LFS}/locks/{name}/unlock`, handler: 'lfs', lfs: 'locks', permission: 'read', cache: NOT_CACHED, budget: 'other', query: [] },
+  { id: 'lfs-download', face: 'web', methods: ['GET'], pattern: `${LFS}/transfer/{transfer}`, handler: 'lfs', lfs: 'download', streamed: true, permission: 'read', cache: NOT_CACHED, budget: 'other', query: [] },
+  { id: 'lfs-upload', face: 'web', methods: ['PUT'], pattern: `${LFS}/transfer/{transfer}`, handler: 'lfs', lfs: 'upload', streamed: true, permission: 'git:push', cache: NOT_CACHED, budget: 'other', query: [] },
+  { id: 'lfs-verify', face: 'web', methods: ['POST'], pattern: `${LFS}/transfer/{transfer}`, handler: 'lfs', lfs: 'verify', streamed: true, permission: 'git:push', cache: NOT_CACHED, budget: 'other', query: [] },
 ] as const satisfies readonly RouteDef<string>[];
 
 /** The id of a row: a misspelled id does not compile. */

@@ -21,6 +21,8 @@ const MATCHERS: Record<string, Matcher> = {
   hash: (v) => (/^[0-9a-fA-F]{7,40}$/.test(v) ? v.toLowerCase() : undefined),
   id: (v) => (/^[1-9][0-9]{0,9}$/.test(v) ? v : undefined),
   hook: (v) => (UUID_FORM.test(v) ? v.toLowerCase() : undefined),
+  // Opaque ids of src/lfs/transfers.ts: 32 base64url characters, case kept.
+  transfer: (v) => (/^[A-Za-z0-9_-]{32}$/.test(v) ? v : undefined),
 };
 
 /** File paths inside a repository: no empty, "." or ".." parts once %2F (or %5C) is taken as a separator. */

@@ -21,8 +21,8 @@ export const NOT_FOUND_MESSAGE =
 export const GATE_MISS_TTL_MS = 60_000;
 const GATE_MISSES_MAX = 10_000;
 
-export function requiredPermission(match: RouteMatch, query: readonly [string, string][]): Permission | 'none' {
-  return match.route.permissionFor?.(query) ?? match.route.permission;
+export function requiredPermission(match: RouteMatch, query: readonly [string, string][], body?: Buffer): Permission | 'none' {
+  return match.route.permissionFor?.(query, body) ?? match.route.permission;
 }
 
 /**
@@ -83,7 +83,7 @@ export class ScopeGate {
     body?: { data: Buffer; contentType?: string },
   ): Promise<GateResult> {
     const params = { ...match.params };
-    const need = requiredPermission(match, rawQuery);
+    const need = requiredPermission(match, rawQuery, body?.data);
     const build = (): ApiCall => {
       const fresh = (): ApiCall => ({
         method,
