@@ -19,7 +19,7 @@ const LAYERS = [
   ['cache', 'mirror'],
   ['git', 'lfs'],
   ['webhooks', 'ops', 'tls'],
-  'listen',
+  ['listen', 'doctor'],
 ];
 const ISLAND = 'fake-bitbucket';
 const DEMO = 'src/demo.ts';

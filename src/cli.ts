@@ -6,6 +6,9 @@ import { reloadOnChange, startSidecar, stopOnSignals } from './serve';
 import { VERSION } from './sidecar';
 import { DEFAULT_HOSTNAMES, exportTrust, type TrustFormat } from './tls';
 
+/** `doctor` found a failing check: the report is printed, the exit code is 1. */
+class DoctorFailed extends Error {}
+
 function parsePort(value: string): number {
   const port = Number(value);
   if (!/^\d+$/.test(value) || port > 65535) throw new CommanderError(2, 'usage', `error: invalid port ${value}\n`);
@@ -48,6 +51,18 @@ export async function runCli(argv: string[], out: NodeJS.WritableStream = proces
     .action((opts: { config?: string }) => {
       const config = loadConfigFile(configPath(opts.config));
       out.write(`configuration OK: ${config.clients.length} client(s): ${config.clients.map((c) => c.id).join(', ')}\n`);
+    });
+
+  program
+    .command('doctor')
+    .description('check the configuration and everything it depends on: upstream reachability, credentials, TLS exports, webhook targets')
+    .option('-c, --config <file>', 'configuration file (default: $BITBUCKET_SIDECAR_CONFIG)')
+    .option('--json', 'print the checks as a JSON array')
+    .action(async (opts: { config?: string; json?: boolean }) => {
+      const { formatReport, runDoctor } = await import('./doctor');
+      const results = await runDoctor(configPath(opts.config));
+      out.write(opts.json ? `${JSON.stringify(results, null, 2)}\n` : formatReport(results));
+      if (results.some((r) => !r.ok)) throw new DoctorFailed();
     });
 
   const tokenCmd = program.command('token').description('client tokens');
@@ -130,6 +145,7 @@ export async function runCli(argv: string[], out: NodeJS.WritableStream = proces
       if (e.code === 'usage') err.write(e.message);
       return 2;
     }
+    if (e instanceof DoctorFailed) return 1;
     if (e instanceof ConfigError) {
       err.write(`${e.message}\n`);
       return 1;
